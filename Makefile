@@ -1,0 +1,40 @@
+# Every developer command lives here; CI calls `make test` too.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint format typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install distillwatch with its dev tools
+
+demo: $(STAMP)  ## generate a small realistic log from real prompts, scan it, print the table
+	$(BIN)/distillwatch demo --out demo-out
+
+test: lint typecheck unit  ## everything CI checks
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest --doctest-modules src/distillwatch tests
+
+bench: $(STAMP)  ## throughput and memory of `scan` on a 1M-exchange log (see docs/benchmarks.md)
+	$(BIN)/python bench/scan_throughput.py --exchanges 1000000
+
+clean:
+	rm -rf $(VENV) demo-out .mypy_cache .ruff_cache .pytest_cache

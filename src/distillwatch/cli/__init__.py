@@ -1,0 +1,1 @@
+"""The ``distillwatch`` command line (typer + rich)."""

@@ -1,0 +1,227 @@
+"""``distillwatch``: scan exchange logs for adversarial distillation, and the tools around it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from distillwatch import __version__
+from distillwatch.cli.errors import fail, handle_errors
+from distillwatch.cli.render import action_counts, scan_progress, suspicious_table
+from distillwatch.cli.scan import ScanInput, run_scan, write_verdicts
+from distillwatch.config import load_settings
+from distillwatch.log import KINDS, SkipReport, estimate_records, read_exchanges, read_records
+from distillwatch.policy import load_policy
+
+app = typer.Typer(
+    name="distillwatch",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+    help="Detect, attribute and stop adversarial distillation of model APIs.",
+)
+console = Console(highlight=False, soft_wrap=True)
+
+LogArg = Annotated[
+    Path, typer.Argument(help="Exchange log: .jsonl, .jsonl.gz or .parquet.", show_default=False)
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"distillwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Detect, attribute and stop adversarial distillation of model APIs.
+
+    The exchange-log format every command reads is described in docs/exchange-log.md.
+    """
+
+
+@app.command()
+@handle_errors
+def scan(
+    log: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Exchange log: .jsonl, .jsonl.gz or .parquet (omit with --store).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Verdicts file to write (.jsonl, .jsonl.gz or .parquet)."),
+    ] = Path("verdicts.jsonl"),
+    accounts: Annotated[
+        Path | None, typer.Option(help="Accounts file (sign-up metadata, tiers).")
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy YAML (default: the shipped one).")
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Read exchanges and accounts from this event store URL instead of a file."
+        ),
+    ] = None,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid",
+            help="Count and report invalid records and carry on, instead of stopping.",
+        ),
+    ] = False,
+    top: Annotated[int, typer.Option(min=0, help="Rows in the most-suspicious table.")] = 15,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+) -> None:
+    """Replay a log in time order and write one verdict per account.
+
+    Every verdict is causal: [bold]first_action_ts[/] and [bold]exchanges_before_action[/] say when
+    the account would first have been throttled or worse, using only what was seen before.
+    Out-of-order logs are put in order first (out of core when large).
+    """
+    if (log is None) == (store is None):
+        raise fail("give exactly one of LOG or --store")
+    settings = load_settings()
+    pol = load_policy(policy)
+    source = ScanInput(log=log, store_url=store, accounts=accounts, skip_invalid=skip_invalid)
+    total = estimate_records(log) if log is not None else None
+    with scan_progress(console) as progress:
+        task = progress.add_task("scanning", total=total, visible=not quiet)
+
+        def advance(n: int) -> None:
+            if n < 0:
+                progress.reset(task, description="re-scanning in time order")
+            else:
+                progress.advance(task, n)
+
+        result = run_scan(source, pol, settings, on_progress=advance)
+        progress.update(task, total=result.exchanges, completed=result.exchanges)
+    write_verdicts(out, result.verdicts)
+    rate = result.exchanges / result.seconds if result.seconds else 0.0
+    console.print(
+        f"{result.exchanges:,} exchanges from {len(result.verdicts):,} accounts in "
+        f"{result.seconds:.1f} s ({rate:,.0f} exchanges/s) → {out}"
+    )
+    if result.sorted_externally:
+        console.print(
+            "the log was out of time order beyond the reorder window: "
+            "it was sorted out of core and replayed in order"
+        )
+    if source.skips is not None:
+        console.print(
+            f"[yellow]{source.skips.summary()}[/]" if source.skips.total else "no invalid records"
+        )
+        for example in source.skips.examples:
+            console.print(f"  {example}", markup=False)
+    console.print(
+        f"actions: {action_counts(result.verdicts)}; policy {pol.name} v{pol.version} ({pol.hash})"
+    )
+    if not quiet and top:
+        console.print(suspicious_table(result.verdicts, top))
+
+
+@app.command()
+@handle_errors
+def validate(
+    path: Annotated[
+        Path,
+        typer.Argument(help="File to check (.jsonl, .jsonl.gz, .parquet).", show_default=False),
+    ],
+    kind: Annotated[
+        str, typer.Option(help="Record kind: exchanges, accounts, labels or verdicts.")
+    ] = "exchanges",
+    max_errors: Annotated[int, typer.Option(min=1, help="Errors to list.")] = 20,
+) -> None:
+    """Check a file against the exchange-log spec; exit 1 if any record is invalid."""
+    if kind not in KINDS:
+        raise fail(f"unknown kind {kind!r}; one of: {', '.join(KINDS)}")
+    skips = SkipReport(keep_examples=max_errors)
+    valid = disorder = 0
+    last = None
+    for batch in read_records(path, kind, skips=skips):
+        valid += len(batch)
+        if kind == "exchanges":
+            for e in batch:
+                if last is not None and e.ts < last:
+                    disorder += 1
+                last = e.ts if last is None or e.ts > last else last
+    for example in skips.examples:
+        console.print(example, markup=False)
+    more = skips.total - len(skips.examples)
+    if more > 0:
+        console.print(f"… and {more} more")
+    console.print(
+        f"{path}: {valid:,} valid {kind} record(s), {skips.total:,} invalid", markup=False
+    )
+    if disorder:
+        console.print(f"{disorder:,} exchange(s) out of time order (scan puts them in order)")
+    if skips.total:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def ingest(
+    log: LogArg,
+    store: Annotated[
+        str | None,
+        typer.Option(help="Event store URL: a DuckDB file path, duckdb:///path, or postgresql://…"),
+    ] = None,
+    accounts: Annotated[Path | None, typer.Option(help="Accounts file to load too.")] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Count and report invalid records and carry on.")
+    ] = False,
+) -> None:
+    """Append a log to the event store (idempotent: exchanges already there are skipped)."""
+    from distillwatch.log import read_accounts
+    from distillwatch.store import open_store
+
+    settings = load_settings()
+    url = store or settings.store
+    skips = SkipReport() if skip_invalid else None
+    read = inserted = 0
+    with open_store(url) as st:
+        if accounts is not None:
+            st.put_accounts(list(read_accounts(accounts).values()))
+        for batch in read_exchanges(log, batch_size=settings.batch_size, skips=skips):
+            read += len(batch)
+            inserted += st.append_exchanges(batch)
+        total = st.count_exchanges()
+    console.print(
+        f"{read:,} exchanges read, {inserted:,} new, {read - inserted:,} already "
+        f"stored; the store holds {total:,}",
+        markup=False,
+    )
+    if skips is not None:
+        console.print(skips.summary(), markup=False)
+
+
+@app.command()
+@handle_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the generated log and verdicts.")] = Path(
+        "demo-out"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed of the traffic generator.")] = 7,
+    scale: Annotated[float, typer.Option(min=0.01, help="Traffic volume multiplier.")] = 1.0,
+    top: Annotated[int, typer.Option(min=0, help="Rows in the most-suspicious table.")] = 15,
+) -> None:
+    """Generate a small realistic log from real prompts, scan it, and show what was caught."""
+    from distillwatch.cli.demo import run_demo
+
+    run_demo(console, out=out, seed=seed, scale=scale, top=top)

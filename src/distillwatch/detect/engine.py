@@ -1,0 +1,178 @@
+"""The detection engine: per-account state, every signal, the scorer and the policy.
+
+One implementation, several drivers: ``replay`` feeds it a log in time order, the gateway
+feeds it live requests, a Spark job feeds it one partition of accounts. The engine never
+reads a clock of its own; the time of an event is its ``ts`` and evaluation time is
+given explicitly, which is what makes every verdict causal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from distillwatch.clock import to_datetime
+from distillwatch.detect.scoring import LogOddsScorer
+from distillwatch.records import (
+    Account,
+    Action,
+    Decision,
+    Evidence,
+    Exchange,
+    PolicyRef,
+    Score,
+    Verdict,
+)
+from distillwatch.signals.base import EvalContext, Signal
+
+DEFAULT_TIER = "unknown"
+
+
+class Decider(Protocol):
+    """What the engine needs of a policy (``distillwatch.policy.Policy`` is one)."""
+
+    name: str
+    hash: str
+
+    def decide(self, score: float, *, tier: str | None, exchanges: int) -> tuple[Action, str]: ...
+
+    def ref(self, rule: str) -> PolicyRef: ...
+
+
+class AccountState:
+    """Everything the engine keeps about one account: O(signals), independent of its volume."""
+
+    __slots__ = (
+        "account",
+        "account_id",
+        "action",
+        "exchanges",
+        "first_action_t",
+        "first_action_ts",
+        "rule",
+        "served",
+        "served_before_action",
+        "signal_states",
+        "tier",
+    )
+
+    def __init__(self, account_id: str, account: Account | None, signal_states: list[Any]) -> None:
+        self.account_id = account_id
+        self.account = account
+        self.tier = account.tier if account and account.tier else DEFAULT_TIER
+        self.signal_states = signal_states
+        self.exchanges = 0
+        self.served = 0
+        self.action = Action.ALLOW
+        self.rule = "below-thresholds"
+        self.first_action_t: float | None = None
+        self.first_action_ts: datetime | None = None
+        self.served_before_action: int | None = None
+
+
+class Engine:
+    """Observe exchanges in time order; score and decide per account, causally."""
+
+    def __init__(
+        self,
+        signals: Sequence[Signal],
+        policy: Decider,
+        accounts: Mapping[str, Account] | None = None,
+        scorer: LogOddsScorer | None = None,
+    ) -> None:
+        self.signals = list(signals)
+        self.policy = policy
+        self.accounts = accounts or {}
+        self.scorer = scorer or LogOddsScorer()
+        self.states: dict[str, AccountState] = {}
+        self.observed = 0
+        self.last_t: float | None = None
+
+    def state(self, account_id: str) -> AccountState:
+        st = self.states.get(account_id)
+        if st is None:
+            st = AccountState(
+                account_id, self.accounts.get(account_id), [s.new_state() for s in self.signals]
+            )
+            self.states[account_id] = st
+        return st
+
+    def observe(self, exchange: Exchange) -> Decision:
+        """Fold one exchange in, then decide what applies to the account's *next* request.
+
+        When that decision first reaches ``throttle`` or stronger, the account's
+        ``first_action_ts`` becomes this exchange's time and ``exchanges_before_action`` the
+        number of its exchanges served so far — this one included, since it was served
+        before the decision existed.
+        """
+        t = exchange.ts.timestamp()
+        self.observed += 1
+        self.last_t = t
+        st = self.state(exchange.account_id)
+        st.exchanges += 1
+        if exchange.served:
+            st.served += 1
+        for sig, s in zip(self.signals, st.signal_states, strict=True):
+            sig.update(s, exchange, t)
+        decision = self.decide(st, t)
+        if decision.action.enforces and st.first_action_t is None:
+            st.first_action_t = t
+            st.first_action_ts = exchange.ts
+            st.served_before_action = st.served
+        return decision
+
+    def observe_batch(self, batch: Iterable[Exchange]) -> None:
+        for exchange in batch:
+            self.observe(exchange)
+
+    def score(self, st: AccountState, now: float) -> Score:
+        ctx = EvalContext(now=now, account=st.account, tier=st.tier, exchanges=st.exchanges)
+        values = tuple(
+            sig.evaluate(s, ctx) for sig, s in zip(self.signals, st.signal_states, strict=True)
+        )
+        return Score(account_id=st.account_id, score=self.scorer.score(values), signals=values)
+
+    def decide(self, st: AccountState, now: float) -> Decision:
+        """The policy's action for the account at ``now``, from what was observed before."""
+        score = self.score(st, now).score
+        action, rule = self.policy.decide(score, tier=st.tier, exchanges=st.exchanges)
+        st.action, st.rule = action, rule
+        return Decision(
+            account_id=st.account_id,
+            action=action,
+            score=score,
+            rule=rule,
+            policy=self.policy.name,
+            policy_hash=self.policy.hash,
+        )
+
+    def verdict(self, st: AccountState, now: float) -> Verdict:
+        """The spec's verdict for one account at ``now`` (normally the end of the log)."""
+        score = self.score(st, now)
+        action, rule = self.policy.decide(score.score, tier=st.tier, exchanges=st.exchanges)
+        return Verdict(
+            account_id=st.account_id,
+            score=round(score.score, 6),
+            action=action,
+            campaign_id=None,
+            first_action_ts=st.first_action_ts,
+            exchanges_before_action=st.served_before_action,
+            reasons=score.reasons(),
+            evidence=Evidence(
+                exchanges=st.exchanges,
+                signals={v.signal_id: v.value for v in score.signals},
+                unavailable=score.unavailable,
+                policy=self.policy.ref(rule),
+            ),
+        )
+
+    def verdicts(self, now: float | None = None) -> Iterator[Verdict]:
+        """A verdict for every account observed, evaluated at ``now`` (default: last event)."""
+        at = now if now is not None else (self.last_t or 0.0)
+        for st in self.states.values():
+            yield self.verdict(st, at)
+
+    @property
+    def now(self) -> datetime | None:
+        return to_datetime(self.last_t) if self.last_t is not None else None

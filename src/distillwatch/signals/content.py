@@ -1,0 +1,100 @@
+"""Content signals: what the prompts ask for (they need prompt text; none on metadata-only logs)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+from distillwatch.records import Exchange, SignalValue
+from distillwatch.signals.base import EvalContext, PopulationShare, clip, unavailable
+from distillwatch.signals.registry import register
+from distillwatch.signals.text import last_user_text
+
+# Phrases that demand the model's reasoning trace rather than only an answer. This is the
+# skeleton's detector; a trained classifier replaces it (see docs/signals.md).
+REASONING_DEMAND = re.compile(
+    r"step[- ]by[- ]step|steps? of your (reasoning|thinking)|chain[- ]of[- ]thought"
+    r"|show (all |me )?(your|the) (work|working|steps|reasoning|derivation)"
+    r"|(explain|describe|detail|write out|lay out|justify) (all |each |every )?(of )?"
+    r"(your|the|each|every) (reasoning|thought process|steps?|intermediate steps)"
+    r"|reason(ing)? (carefully |it )?(through|before)|think (it )?through|let'?s think"
+    r"|walk me through|(full|complete|detailed) (solution|derivation|reasoning|working)"
+    r"|<think>|before (giving|stating|writing) (the|your) (final )?answer",
+    re.IGNORECASE,
+)
+
+
+@dataclass(slots=True)
+class _ShareState:
+    n: int = 0
+    hits: int = 0
+    counted: float | None = None  # share last reported to the population baseline
+
+
+@register
+class ReasoningShare:
+    """Share of an account's prompts that demand step-by-step reasoning, against the population.
+
+    The estimate is shrunk toward the population's typical share (a Beta prior worth
+    ``prior_weight`` prompts), so a handful of prompts cannot move it far; the typical share
+    is the median over accounts seen so far (``PopulationShare``), never the future.
+
+    >>> from datetime import datetime, UTC
+    >>> from distillwatch.records import Exchange
+    >>> sig = ReasoningShare(); st = sig.new_state()
+    >>> ask = {"messages": [{"role": "user", "content": "Solve it step by step: 2+2"}]}
+    >>> e = Exchange(id="1", ts=datetime(2026, 3, 1, tzinfo=UTC), account_id="a", ip="192.0.2.1",
+    ...              model="m", request=ask)
+    >>> for i in range(40): sig.update(st, e, float(i))
+    >>> sig.evaluate(st, EvalContext(now=40.0, account=None, tier="free", exchanges=40)).explanation
+    '100 % of 40 prompts demand step-by-step reasoning; typical accounts: 3 %'
+    """
+
+    id: ClassVar[str] = "content.reasoning_share"
+    version: ClassVar[int] = 1
+    family: ClassVar[str] = "content"
+    needs_text: ClassVar[bool] = True
+    summary: ClassVar[str] = "share of prompts that demand step-by-step reasoning"
+
+    def __init__(
+        self, prior_share: float = 0.03, prior_weight: float = 10.0, max_evidence: float = 3.5
+    ) -> None:
+        self.population = PopulationShare(prior=prior_share)
+        self.prior_weight = prior_weight
+        self.max_evidence = max_evidence
+
+    def new_state(self) -> _ShareState:
+        return _ShareState()
+
+    def update(self, state: _ShareState, exchange: Exchange, t: float) -> None:
+        text = last_user_text(exchange.request)
+        if text is None:
+            return
+        state.n += 1
+        if REASONING_DEMAND.search(text):
+            state.hits += 1
+        if state.n >= self.population.min_n:
+            share = state.hits / state.n
+            self.population.move(state.counted, share)
+            state.counted = share
+
+    def evaluate(self, state: _ShareState, ctx: EvalContext) -> SignalValue:
+        if state.n == 0:
+            return unavailable(self, "no prompt text in the log")
+        typical = max(self.population.typical(), 0.005)
+        w = self.prior_weight
+        shrunk = (state.hits + w * typical) / (state.n + w)
+        evidence = clip(math.log(shrunk / typical), -1.0, self.max_evidence)
+        share = state.hits / state.n
+        return SignalValue(
+            signal_id=self.id,
+            version=self.version,
+            value=round(share, 4),
+            evidence=evidence,
+            explanation=(
+                f"{share:.0%} of {state.n} prompts demand step-by-step reasoning; "
+                f"typical accounts: {typical:.0%}"
+            ).replace("%", " %"),
+        )

@@ -1,0 +1,1 @@
+"""Reusable checks for extension authors: run them against your own signals."""
