@@ -34,7 +34,7 @@ unit: $(STAMP)
 	$(BIN)/pytest --doctest-modules src/distillwatch tests
 
 bench: $(STAMP)  ## throughput and memory of `scan` on a 1M-exchange log (see docs/benchmarks.md)
-	$(BIN)/python bench/scan_throughput.py --exchanges 1000000
+	$(BIN)/python bench/scan_throughput.py --exchanges 1000000 --record
 
 clean:
 	rm -rf $(VENV) demo-out .mypy_cache .ruff_cache .pytest_cache

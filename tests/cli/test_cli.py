@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from distillwatch.cli.main import app
-from distillwatch.log import read_verdicts, write_records
+from distillwatch.log import read_labels, read_verdicts, write_records
 from tests.factories import exchange
 
 runner = CliRunner()
@@ -136,3 +136,34 @@ def test_ingest_then_scan_from_store(tmp_path: Path) -> None:
     direct = tmp_path / "direct.jsonl"
     runner.invoke(app, ["scan", str(log), "--out", str(direct), "-q"])
     assert read_verdicts(out) == read_verdicts(direct)
+
+
+def test_scan_gives_idle_accounts_from_the_accounts_file_a_verdict(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.jsonl"
+    accounts.write_text('{"account_id": "acct-0", "tier": "free"}\n{"account_id": "idle"}\n')
+    out = tmp_path / "v.jsonl"
+    result = runner.invoke(
+        app, ["scan", str(_log(tmp_path)), "--accounts", str(accounts), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    verdicts = {v.account_id: v for v in read_verdicts(out)}
+    assert set(verdicts) == {f"acct-{i}" for i in range(6)} | {"idle"}
+    idle = verdicts["idle"]
+    assert idle.action.value == "allow" and idle.first_action_ts is None
+    assert idle.evidence is not None and idle.evidence.exchanges == 0
+
+
+def test_demo_generates_scans_and_compares_with_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISTILLWATCH_DATA", "")  # the packaged sample, wherever this runs
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--scale", "0.1", "--top", "5"])
+    assert result.exit_code == 0, result.output
+    _no_traceback(result.output)
+    labels = read_labels(out / "labels.jsonl")
+    verdicts = read_verdicts(out / "verdicts.jsonl")
+    assert {v.account_id for v in verdicts} == set(labels)
+    assert "Most suspicious accounts" in result.output
+    assert "cot-harvest-hydra" in result.output and "packaged sample" in result.output

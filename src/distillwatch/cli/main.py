@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +26,14 @@ app = typer.Typer(
     rich_markup_mode="rich",
     help="Detect, attribute and stop adversarial distillation of model APIs.",
 )
-console = Console(highlight=False, soft_wrap=True)
+
+
+def _width() -> int | None:
+    """Terminal width; 160 when output is piped (rich would assume 80 and squash tables)."""
+    return None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+
+
+console = Console(highlight=False, soft_wrap=True, width=_width())
 
 LogArg = Annotated[
     Path, typer.Argument(help="Exchange log: .jsonl, .jsonl.gz or .parquet.", show_default=False)

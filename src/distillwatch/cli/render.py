@@ -18,7 +18,6 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from distillwatch.clock import format_rfc3339
 from distillwatch.records import Action, Verdict
 
 _ACTION_STYLE = {
@@ -61,10 +60,10 @@ def suspicious_table(verdicts: Sequence[Verdict], top: int) -> Table:
     table.add_column("action")
     table.add_column("first action (UTC)", no_wrap=True)
     table.add_column("served before", justify="right")
-    table.add_column("why", ratio=1)
+    table.add_column("why", ratio=1, min_width=40)
     ranked = sorted(verdicts, key=lambda v: (-v.score, v.account_id))[:top]
     for v in ranked:
-        first = format_rfc3339(v.first_action_ts) if v.first_action_ts else "–"
+        first = v.first_action_ts.strftime("%m-%d %H:%M:%S") if v.first_action_ts else "–"
         why = "\n".join(v.reasons[:3]) or "–"
         table.add_row(
             v.account_id,

@@ -168,8 +168,14 @@ class Engine:
         )
 
     def verdicts(self, now: float | None = None) -> Iterator[Verdict]:
-        """A verdict for every account observed, evaluated at ``now`` (default: last event)."""
+        """A verdict for every account observed or known from the accounts file, at ``now``.
+
+        ``now`` defaults to the last event. Known accounts that sent nothing get a verdict too
+        (no evidence, so the policy allows them), so every account has a line.
+        """
         at = now if now is not None else (self.last_t or 0.0)
+        for account_id in self.accounts:
+            self.state(account_id)
         for st in self.states.values():
             yield self.verdict(st, at)
 

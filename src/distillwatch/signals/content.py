@@ -22,8 +22,33 @@ REASONING_DEMAND = re.compile(
     r"|reason(ing)? (carefully |it )?(through|before)|think (it )?through|let'?s think"
     r"|walk me through|(full|complete|detailed) (solution|derivation|reasoning|working)"
     r"|<think>|before (giving|stating|writing) (the|your) (final )?answer",
-    re.IGNORECASE,
-)
+)  # matched against lower-cased text (demands_reasoning)
+
+
+# Instructions sit at the start or the end of a prompt; the middle is the task's material
+# (a long document, code), where a match would mostly be a false one and costs the most time.
+EDGE_CHARS = 1200
+
+
+def demands_reasoning(text: str) -> bool:
+    """Whether a prompt asks for the model's reasoning (looked for at its start and end).
+
+    >>> demands_reasoning("What is 17 * 23? Let's think step by step.")
+    True
+    >>> demands_reasoning("What is 17 * 23?")
+    False
+    """
+    if len(text) > 2 * EDGE_CHARS:
+        text = text[:EDGE_CHARS] + "\n" + text[-EDGE_CHARS:]
+    low = text.lower()
+    # every alternative of REASONING_DEMAND contains one of these words: a cheap gate
+    if not any(k in low for k in _GATE):
+        return False
+    return REASONING_DEMAND.search(low) is not None
+
+
+_GATE = ("step", "thought", "show", "reason", "think", "walk me", "solution", "derivation",
+         "working", "answer")  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -73,7 +98,7 @@ class ReasoningShare:
         if text is None:
             return
         state.n += 1
-        if REASONING_DEMAND.search(text):
+        if demands_reasoning(text):
             state.hits += 1
         if state.n >= self.population.min_n:
             share = state.hits / state.n

@@ -1,0 +1,301 @@
+"""Legitimate customers, hard negatives included: the people a detector must not hurt.
+
+Each builder takes the population size and its knobs and returns a ``Cohort`` whose streams
+yield exchanges in time order. Prompts are kind A (people talking to chatbots) except for
+evaluation runs, which rerun a fixed benchmark set — the hard negative that looks most like
+harvesting.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from distillwatch.bench.population import (
+    Cohort,
+    Context,
+    Stream,
+    customer,
+    each_account,
+    user_message,
+    with_system,
+)
+from distillwatch.bench.world import (
+    CODE_TEMPLATES,
+    DIURNAL,
+    MODELS,
+    NEW_MODEL,
+    REASONING_TEMPLATES,
+    SYSTEM_PROMPTS,
+    TASK_TEMPLATES,
+    USER_AGENTS,
+    diurnal_next,
+    pick,
+    weighted,
+)
+from distillwatch.records import Account, Exchange
+
+_MEAN_DIURNAL = sum(DIURNAL) / 24
+
+
+def _model(rng: random.Random, ctx: Context, t: datetime, early_adopter: float) -> str:
+    models = ctx.world.models(t)
+    if NEW_MODEL in models and rng.random() < early_adopter:
+        return NEW_MODEL
+    return weighted(rng, [(MODELS[0], 0.55), (MODELS[1], 0.45)])
+
+
+def chat(ctx: Context, count: int, *, sessions_per_day: float = 2.0, max_turns: int = 6) -> Cohort:
+    """People in chat apps: multi-turn sessions, human think times, a diurnal rhythm."""
+    return each_account(
+        ctx,
+        count,
+        "legit",
+        customer(ctx, [("free", 0.6), ("paid", 0.4)]),
+        lambda rng, acct, offset: _chat_stream(
+            ctx, rng, acct, offset, sessions_per_day * rng.lognormvariate(0, 0.6), max_turns
+        ),
+    )
+
+
+def _chat_stream(
+    ctx: Context, rng: random.Random, acct: Account, offset: int, per_day: float, max_turns: int
+) -> Stream:
+    w = ctx.world
+    home = w.network.address(rng, weighted(rng, [("residential", 0.8), ("residential6", 0.2)]))
+    ua = pick(rng, USER_AGENTS["app"] + USER_AGENTS["sdk"][:2])
+    adopter = rng.uniform(0.0, 0.5)
+    temperature = weighted(rng, [(None, 0.6), (0.7, 0.25), (1.0, 0.15)])
+    t = w.start
+    while True:
+        t = diurnal_next(rng, t, per_day, offset)
+        if t >= w.end:
+            return
+        if rng.random() < 0.03:
+            home = w.network.address(rng, "residential")  # the ISP reassigned the address
+        ip = w.network.address(rng, "mobile") if rng.random() < 0.2 else home
+        conv = pick(rng, ctx.prompts.chat)
+        model = _model(rng, ctx, t, adopter)
+        history: list[dict[str, Any]] = []
+        for k, turn in enumerate(conv.turns[:max_turns]):
+            history.append(user_message(turn))
+            params = {"temperature": temperature, "stream": True}
+            ex = w.exchange(
+                rng,
+                account_id=acct.account_id,
+                ts=t,
+                ip=ip,
+                user_agent=ua,
+                model=model,
+                messages=list(history),
+                params={k2: v for k2, v in params.items() if v is not None},
+            )
+            yield ex
+            reply = conv.replies[k] if k < len(conv.replies) else None
+            if reply is None:
+                break
+            history.append({"role": "assistant", "content": reply})
+            read = (ex.completion_tokens or 50) / rng.uniform(4.0, 12.0)  # reading speed
+            t += timedelta(seconds=read + rng.lognormvariate(math.log(30), 0.8))
+            if t >= w.end:
+                return
+
+
+def developer(ctx: Context, count: int, *, bursts_per_day: float = 1.5) -> Cohort:
+    """Developers: bursty coding work in office hours, iterating on code questions."""
+    return each_account(
+        ctx,
+        count,
+        "legit",
+        customer(ctx, [("free", 0.3), ("paid", 0.7)]),
+        lambda rng, acct, offset: _developer_stream(ctx, rng, acct, offset, bursts_per_day),
+    )
+
+
+def _developer_stream(
+    ctx: Context, rng: random.Random, acct: Account, offset: int, per_day: float
+) -> Stream:
+    w = ctx.world
+    ip = w.network.address(rng, weighted(rng, [("residential", 0.6), ("datacenter", 0.4)]))
+    ua = pick(rng, USER_AGENTS["sdk"] + USER_AGENTS["http"])
+    system = pick(rng, SYSTEM_PROMPTS) if rng.random() < 0.5 else None
+    adopter = rng.uniform(0.1, 0.7)
+    temperatures = pick(rng, ((0.0, 0.2), (0.2, 0.6), (0.6, 0.7, 1.0)))
+    max_tokens = weighted(rng, [(None, 0.5), (4096, 0.2), (8192, 0.2), (16384, 0.1)])
+    t = w.start
+    while True:
+        t = diurnal_next(rng, t, per_day * rng.lognormvariate(0, 0.3), offset)
+        if t >= w.end:
+            return
+        model = _model(rng, ctx, t, adopter)
+        params: dict[str, Any] = {"temperature": pick(rng, temperatures)}
+        if max_tokens is not None:
+            params["max_tokens"] = max_tokens
+        if rng.random() < 0.1:
+            params["n"] = 2  # a few candidates to pick from
+        for _ in range(max(1, int(rng.lognormvariate(math.log(8), 0.7)))):
+            conv = pick(rng, ctx.prompts.code)
+            yield w.exchange(
+                rng,
+                account_id=acct.account_id,
+                ts=t,
+                ip=ip,
+                user_agent=ua,
+                model=model,
+                messages=with_system(system, [user_message(conv.turns[0])]),
+                params=params,
+                style="azure-code",
+            )
+            t += timedelta(seconds=rng.lognormvariate(math.log(45), 0.9))
+            if t >= w.end:
+                return
+
+
+def app_backend(ctx: Context, count: int, *, per_day: float = 1500.0) -> Cohort:
+    """An app's server: one system prompt, very high volume, a few datacenter addresses."""
+    return each_account(
+        ctx,
+        count,
+        "legit",
+        customer(
+            ctx,
+            [("paid", 0.6), ("enterprise", 0.4)],
+            email_domain=lambda rng: f"app{rng.getrandbits(24):06x}.io",
+            verified=True,
+        ),
+        lambda rng, acct, offset: _backend_stream(
+            ctx, rng, acct, offset, per_day * rng.lognormvariate(0, 0.5)
+        ),
+    )
+
+
+def _backend_stream(
+    ctx: Context, rng: random.Random, acct: Account, offset: int, per_day: float
+) -> Stream:
+    w = ctx.world
+    ips = [w.network.address(rng, "datacenter") for _ in range(rng.randint(1, 4))]
+    ua = pick(rng, USER_AGENTS["sdk"] + USER_AGENTS["http"])
+    system = pick(rng, SYSTEM_PROMPTS)
+    template = pick(rng, TASK_TEMPLATES) if rng.random() < 0.4 else "{q}"
+    model = weighted(rng, [(MODELS[1], 0.7), (MODELS[0], 0.3)])
+    params = {"temperature": pick(rng, (0.0, 0.3, 0.7)), "max_tokens": pick(rng, (512, 1024))}
+    mean_gap = 86400.0 / per_day
+    t = w.start
+    while True:
+        hour = int((t.hour + offset) % 24)
+        t += timedelta(seconds=w.tokens.gap(rng, mean_gap * _MEAN_DIURNAL / DIURNAL[hour]))
+        if t >= w.end:
+            return
+        conv = pick(rng, ctx.prompts.chat)
+        yield w.exchange(
+            rng,
+            account_id=acct.account_id,
+            ts=t,
+            ip=pick(rng, ips),
+            user_agent=ua,
+            model=model,
+            messages=with_system(system, [user_message(template.format(q=conv.turns[0]))]),
+            params=params,
+        )
+
+
+def enterprise_eval(
+    ctx: Context, count: int, *, problems: int = 150, runs_per_day: float = 1.5
+) -> Cohort:
+    """Evaluation runs: a fixed math/code benchmark set rerun, temperature 0 or n>1."""
+    return each_account(
+        ctx,
+        count,
+        "legit",
+        customer(
+            ctx,
+            [("enterprise", 1.0)],
+            email_domain=lambda rng: f"corp{rng.getrandbits(24):06x}.com",
+            org_id=lambda rng: f"org_{rng.getrandbits(32):08x}",
+            verified=True,
+        ),
+        lambda rng, acct, offset: _eval_stream(ctx, rng, acct, offset, problems, runs_per_day),
+    )
+
+
+def _eval_stream(
+    ctx: Context, rng: random.Random, acct: Account, offset: int, problems: int, per_day: float
+) -> Stream:
+    w = ctx.world
+    math_share = rng.uniform(0.3, 1.0)
+    n_math = int(problems * math_share)
+    suite = [("m", c) for c in rng.sample(ctx.prompts.math, min(n_math, len(ctx.prompts.math)))]
+    k = min(problems - n_math, len(ctx.prompts.coding))
+    suite += [("c", c) for c in rng.sample(ctx.prompts.coding, k)]
+    m_tpl, c_tpl = pick(rng, REASONING_TEMPLATES), pick(rng, CODE_TEMPLATES)
+    ips = [w.network.address(rng, "datacenter") for _ in range(rng.randint(1, 2))]
+    ua = pick(rng, USER_AGENTS["sdk"] + USER_AGENTS["http"])
+    concurrency_gap = rng.uniform(0.3, 3.0)
+    t = w.start
+    while True:
+        t = diurnal_next(rng, t, per_day, offset)
+        if t >= w.end:
+            return
+        models = ctx.world.models(t)
+        model = NEW_MODEL if NEW_MODEL in models and rng.random() < 0.6 else pick(rng, MODELS)
+        sampled = rng.random() < 0.4
+        params: dict[str, Any] = {"temperature": 0.8 if sampled else 0.0, "max_tokens": 2048}
+        if sampled:
+            params["n"] = pick(rng, (2, 4, 5, 8))
+        for kind, conv in suite:
+            tpl, style = (m_tpl, "mooncake-conv") if kind == "m" else (c_tpl, "azure-code")
+            yield w.exchange(
+                rng,
+                account_id=acct.account_id,
+                ts=t,
+                ip=pick(rng, ips),
+                user_agent=ua,
+                model=model,
+                messages=[user_message(tpl.format(q=conv.turns[0]))],
+                params=params,
+                style=style,
+            )
+            t += timedelta(seconds=rng.expovariate(1.0 / concurrency_gap))
+
+
+def cron(ctx: Context, count: int) -> Cohort:
+    """Automations: perfectly regular timing, one templated prompt with changing content."""
+    return each_account(
+        ctx,
+        count,
+        "legit",
+        customer(ctx, [("free", 0.3), ("paid", 0.7)]),
+        lambda rng, acct, offset: _cron_stream(ctx, rng, acct),
+    )
+
+
+def _cron_stream(ctx: Context, rng: random.Random, acct: Account) -> Iterator[Exchange]:
+    w = ctx.world
+    every = pick(rng, (60.0, 300.0, 900.0, 1800.0, 3600.0))
+    per_tick = 1 if every >= 300 or rng.random() < 0.5 else rng.randint(2, 5)
+    ip = w.network.address(rng, "datacenter")
+    ua = pick(rng, USER_AGENTS["http"])
+    template = pick(rng, TASK_TEMPLATES[:-1])
+    params: dict[str, Any] = {"temperature": 0.0}
+    if "JSON" in template:
+        params["response_format"] = {"type": "json_object"}
+    t = w.start + timedelta(seconds=rng.uniform(0, every))
+    while t < w.end:
+        at = t + timedelta(seconds=rng.uniform(0, 0.2))
+        for _ in range(per_tick):
+            conv = pick(rng, ctx.prompts.chat)
+            yield w.exchange(
+                rng,
+                account_id=acct.account_id,
+                ts=at,
+                ip=ip,
+                user_agent=ua,
+                model=MODELS[1],
+                messages=[user_message(template.format(q=conv.turns[0]))],
+                params=params,
+            )
+            at += timedelta(seconds=rng.uniform(0.5, 2.0))
+        t += timedelta(seconds=every)
