@@ -3,6 +3,8 @@
 The sample lets ``make demo`` and the tests run where ``shared/data`` is absent. It takes a
 deterministic excerpt of each source whose licence allows redistribution (Apache-2.0, MIT,
 CC BY 4.0 with attribution in SOURCES.md); CC BY-NC and unlicensed sources never enter it.
+The dev/test split (``sources.split_of``) is applied when the sample is loaded, so both
+splits come from it; ``build`` checks that each has kind A and kind B prompts.
 
     python bench/make_sample.py [--data ../shared/data]
 """
@@ -17,7 +19,7 @@ import io
 import json
 from pathlib import Path
 
-from distillwatch.bench.sources import SAMPLE_DIR, find_data_dir, load_pools
+from distillwatch.bench.sources import KINDS, SAMPLE_DIR, find_data_dir, load_pools
 
 # source -> how many conversations to keep (all permissively licensed; see SOURCES.md)
 KEEP = {
@@ -78,6 +80,13 @@ def build(data_dir: Path) -> None:
     _write_gz(SAMPLE_DIR / "mooncake_conversation.jsonl.gz", "\n".join(out) + "\n")
     total = sum(p.stat().st_size for p in SAMPLE_DIR.iterdir())
     print(f"wrote {SAMPLE_DIR} ({total / 1024:.0f} KiB)")
+    load_pools.cache_clear()
+    for split in ("dev", "test"):
+        pools = load_pools(None, split)
+        kinds = {KINDS[s] for s in pools}
+        if kinds != {"A", "B"}:
+            raise SystemExit(f"the sample's {split} split lacks kind {{'A', 'B'}} - {kinds}")
+        print(f"  {split}: " + ", ".join(f"{s} {len(cs)}" for s, cs in sorted(pools.items())))
 
 
 def main() -> None:

@@ -21,12 +21,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from distillwatch.bench.sections import record_section
 from distillwatch.bench.sources import find_data_dir
 from distillwatch.bench.traffic import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- scan_throughput:begin -->", "<!-- scan_throughput:end -->"
 
 
 def machine() -> str:
@@ -80,17 +80,6 @@ def run_scan(log: Path, accounts: Path, out: Path) -> tuple[float, int]:
     return wall, peak_kb * 1024
 
 
-def record(text: str) -> None:
-    doc = DOC.read_text(encoding="utf-8") if DOC.is_file() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        doc = head + block + rest.split(END, 1)[1]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(doc, encoding="utf-8")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exchanges", type=int, default=1_000_000, help="about this many")
@@ -109,7 +98,9 @@ def main() -> None:
     print(f"scan: {wall:.1f} s, {rate:,.0f} exchanges/s, peak RSS {peak / 2**20:.0f} MiB")
     if args.record:
         today = datetime.now(UTC).date().isoformat()
-        record(
+        record_section(
+            DOC,
+            "scan_throughput",
             "## Scan throughput (`bench/scan_throughput.py`)\n\n"
             f"Measured {today} on {machine()}.\n\n"
             "| log | accounts | wall time | exchanges/s | peak RSS |\n"
@@ -118,7 +109,7 @@ def main() -> None:
             f"| {n_accounts:,} | {wall:.1f} s | {rate:,.0f} | {peak / 2**20:.0f} MiB |\n\n"
             f"Command: `python bench/scan_throughput.py --exchanges {args.exchanges} --record` "
             "(wall time of the `distillwatch scan` child process, interpreter start-up and "
-            "gzip/JSON decoding included; peak RSS is the child's `ru_maxrss`)."
+            "gzip/JSON decoding included; peak RSS is the child's `ru_maxrss`).",
         )
         print(f"recorded in {DOC}")
 

@@ -1,171 +1,313 @@
-"""Distillation attacks modelled on the public reports.
+"""Distillation attacks modelled on the public reports: hydra clusters, low-and-slow, scrapers.
 
-Prompts are kind B (what distillation pipelines send). Attackers augment rather than resend:
-a campaign walks its prompt queue once and, when the queue runs dry, re-wraps problems in a
-different template instead of repeating a request verbatim.
+Prompts are kind B (what distillation pipelines send), in template families that demand
+reasoning, rubric grading ("act as a reward model") or "safe" rewrites; attackers augment
+rather than resend (``tactics.PromptQueue``). Every evasion knob (accounts, per-account rate,
+camouflage, variation, IP strategy, timing and jitter, sign-up spread) is a keyword argument
+of the builder, so a scenario file can turn it. Capability sweeps are in ``sweep``, resellers
+in ``reseller``.
 """
 
 from __future__ import annotations
 
 import random
-from collections import deque
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from distillwatch.bench.population import (
     Cohort,
     Context,
+    Hours,
+    Jitter,
+    Rate,
+    Share,
     Stream,
-    country,
     each_account,
     label,
     make_account,
-    payment_fingerprint,
     user_message,
-    with_system,
 )
-from distillwatch.bench.sources import Conversation
+from distillwatch.bench.tactics import (
+    Addresses,
+    IpStrategy,
+    Pacer,
+    PromptPlan,
+    PromptQueue,
+    Timing,
+    campaign_accounts,
+)
 from distillwatch.bench.world import (
     CODE_TEMPLATES,
+    COUNTRIES,
     MODELS,
     NEW_MODEL,
     REASONING_TEMPLATES,
-    SYSTEM_PROMPTS,
+    REWRITE_TEMPLATES,
+    RUBRIC_TEMPLATES,
     TASK_TEMPLATES,
     USER_AGENTS,
+    World,
     pick,
     weighted,
 )
-from distillwatch.records import Account
+from distillwatch.records import Account, Exchange
 
 
-class PromptQueue:
-    """A campaign's harvest plan: every problem once, then re-wrapped, never resent verbatim.
+def families(
+    reasoning: float, rubric: float, rewrite: float
+) -> list[tuple[tuple[str, ...], float]]:
+    """Template families by share; what is left over goes to plain task templates."""
+    rest = max(0.0, 1.0 - reasoning - rubric - rewrite)
+    return [
+        (REASONING_TEMPLATES, reasoning),
+        (RUBRIC_TEMPLATES, rubric),
+        (REWRITE_TEMPLATES, rewrite),
+        (TASK_TEMPLATES, rest),
+    ]
 
-    Round ``r`` of the pool wraps problem ``i`` in template ``(offset[i] + r) mod k`` of the
-    set asked for, so a (problem, template) pair recurs only after ``k`` full rounds, with
-    O(pool) memory however long the campaign runs.
+
+def harvest_params(rng: random.Random, n_share: float = 0.15) -> dict[str, Any]:
+    """Sampling parameters of a harvesting request (values developers use too).
+
+    ``n_share`` of the requests ask for two samples at once.
     """
-
-    def __init__(self, rng: random.Random, pool: tuple[Conversation, ...]) -> None:
-        self.rng = rng
-        self.pool = pool
-        self.offset = [rng.randrange(1 << 16) for _ in pool]
-        self.order: deque[int] = deque()
-        self.round = -1
-
-    def next(self, templates: tuple[str, ...]) -> str:
-        if not self.order:
-            idx = list(range(len(self.pool)))
-            self.rng.shuffle(idx)
-            self.order.extend(idx)
-            self.round += 1
-        i = self.order.popleft()
-        tpl = templates[(self.offset[i] + self.round) % len(templates)]
-        return tpl.format(q=self.pool[i].turns[0])
+    params: dict[str, Any] = {
+        "temperature": pick(rng, (0.6, 0.7, 1.0)),
+        "max_tokens": pick(rng, (4096, 8192, 16384)),
+    }
+    if rng.random() < n_share:
+        params["n"] = 2
+    return params
 
 
-def _burst_signups(
-    rng: random.Random, start: datetime, count: int, spread_h: float
-) -> list[datetime]:
-    """Accounts opened in a burst some days before the campaign starts."""
-    center = start - timedelta(days=rng.uniform(1.5, 9.0))
-    return sorted(center + timedelta(hours=rng.uniform(0, spread_h)) for _ in range(count))
+def camouflage_params(rng: random.Random) -> dict[str, Any]:
+    """Parameters of a camouflage request, as a chat app sends them."""
+    return {"stream": True, "temperature": 0.7} if rng.random() < 0.5 else {"stream": True}
+
+
+def request(
+    w: World,
+    rng: random.Random,
+    plan: PromptPlan,
+    *,
+    account_id: str,
+    t: datetime,
+    ip: str,
+    ua: str,
+    model: str,
+    n_share: float = 0.15,
+) -> Exchange:
+    """One request of a campaign: a harvest (reasoning-length answer) or camouflage."""
+    messages, camouflage = plan.next(rng)
+    return w.exchange(
+        rng,
+        account_id=account_id,
+        ts=t,
+        ip=ip,
+        user_agent=ua,
+        model=MODELS[1] if camouflage and rng.random() < 0.5 else model,
+        messages=messages,
+        params=camouflage_params(rng) if camouflage else harvest_params(rng, n_share),
+        style="azure-conv" if camouflage else "mooncake-conv",
+    )
 
 
 def cot_harvest(
     ctx: Context,
     count: int,
     *,
-    per_account_per_day: float = 150.0,
-    reasoning_share: float = 0.8,
-    payment_methods: int = 0,
-    signup_spread_h: float = 6.0,
-    pivot_share: float = 0.5,
-    pivot_within_h: float = 20.0,
+    per_account_per_day: Rate = 26.0,
+    reasoning_share: Share = 0.7,
+    rubric_share: Share = 0.1,
+    rewrite_share: Share = 0.05,
+    camouflage: Share = 0.0,
+    variation: Share = 0.5,
+    accounts_per_card: Rate = 6.0,
+    signup_spread_h: Hours = 6.0,
+    ip_strategy: IpStrategy = "rotating-residential",
+    timing: Timing = "steady",
+    jitter: Jitter = 0.0,
+    balance: Literal["round-robin", "random"] = "round-robin",
+    pivot_share: Share = 0.5,
+    pivot_within_h: Hours = 20.0,
 ) -> Cohort:
-    """A hydra cluster harvesting chain-of-thought through rotating residential proxies.
+    """A hydra cluster harvesting chain-of-thought through residential proxies.
 
-    ``count`` accounts share a few payment methods, were opened in a burst, send kind-B
-    problems wrapped to demand step-by-step reasoning, load-balanced across accounts around
-    the clock, and move ``pivot_share`` of their traffic to a newly released model within
-    ``pivot_within_h`` hours of its release.
+    Basis: the public reports of 2025-26 on distillation of frontier APIs: networks of
+    thousands of fraudulent accounts, each light (about 26 exchanges a day), paid with a few
+    shared payment methods (``accounts_per_card``), opened in bursts (``signup_spread_h``),
+    sending through rotating residential proxies (``ip_strategy``), load-balanced by one
+    scheduler (``balance``) around the clock (``timing``). Requests demand step-by-step
+    reasoning, rubric grading or "safe" rewrites (``*_share``); ``camouflage`` of them are
+    ordinary chat prompts, ``variation`` how widely requests are re-worded. ``pivot_share``
+    of the traffic moves to a newly released model within ``pivot_within_h`` hours.
     """
     rng = ctx.child_rng("campaign")
     campaign = f"camp_{rng.getrandbits(40):010x}"
-    pms = [payment_fingerprint(rng) for _ in range(payment_methods or max(1, count // 6))]
-    accounts = []
-    for created in _burst_signups(rng, ctx.world.start, count, signup_spread_h):
-        cc, _ = country(rng)
-        accounts.append(
-            make_account(
-                rng,
-                created_at=created,
-                tier=weighted(rng, [("paid", 0.8), ("free", 0.2)]),
-                country_code=cc,
-                payment=pick(rng, pms),
-                verified=False,
-            )
-        )
+    accounts = campaign_accounts(
+        ctx, rng, count, signup_spread_h=signup_spread_h, accounts_per_card=accounts_per_card
+    )
     cohort = Cohort(
         accounts=accounts, labels=[label(a, "attack", ctx.name, campaign) for a in accounts]
     )
-    rate = per_account_per_day * count
+    plan = PromptPlan(
+        ctx,
+        rng,
+        ctx.prompts.tasks,
+        families(reasoning_share, rubric_share, rewrite_share),
+        camouflage=camouflage,
+        variation=variation,
+    )
+    pacer = Pacer(
+        ctx.world,
+        rng,
+        per_account_per_day * count,
+        timing,
+        jitter=jitter,
+        utc_offset_h=pick(rng, COUNTRIES)[1],
+    )
     cohort.streams.append(
-        _harvest_stream(ctx, rng, accounts, rate, reasoning_share, pivot_share, pivot_within_h)
+        _hydra_stream(
+            ctx, rng, accounts, plan, pacer, ip_strategy, balance, (pivot_share, pivot_within_h)
+        )
     )
     return cohort
 
 
-def _harvest_stream(
+def _hydra_stream(
     ctx: Context,
     rng: random.Random,
     accounts: list[Account],
-    per_day: float,
-    reasoning_share: float,
-    pivot_share: float,
-    pivot_within_h: float,
+    plan: PromptPlan,
+    pacer: Pacer,
+    ip_strategy: IpStrategy,
+    balance: str,
+    pivot: tuple[float, float],
 ) -> Stream:
     w = ctx.world
-    queue = PromptQueue(rng, ctx.prompts.tasks)
-    ua = pick(rng, USER_AGENTS["sdk"])
-    pivot_at = w.release_at + timedelta(hours=rng.uniform(0.5, pivot_within_h))
-    mean_gap = 86400.0 / per_day
+    pivot_share, pivot_within_h = pivot
+    where = [Addresses(w, rng, ip_strategy) for _ in accounts]
+    shared_ua = pick(rng, USER_AGENTS["sdk"])
+    uas = [shared_ua if rng.random() < 0.7 else pick(rng, USER_AGENTS["sdk"]) for _ in accounts]
+    pivot_at = w.release_at + timedelta(hours=rng.uniform(0.5, max(0.5, pivot_within_h)))
     turn = rng.randrange(len(accounts))
-    t = w.start + timedelta(seconds=rng.uniform(0, mean_gap))
+    t = pacer.next(rng, w.start)
     while t < w.end:
-        turn = (turn + 1) % len(accounts)  # load balancing in lockstep
-        acct = accounts[turn]
-        ip_kind = weighted(rng, [("residential", 0.7), ("residential6", 0.1), ("mobile", 0.2)])
-        templates = REASONING_TEMPLATES if rng.random() < reasoning_share else TASK_TEMPLATES
-        text = queue.next(templates)
-        system = pick(rng, SYSTEM_PROMPTS) if rng.random() < 0.3 else None
-        model = MODELS[0]
-        if t >= pivot_at and rng.random() < pivot_share:
-            model = NEW_MODEL
-        params: dict[str, Any] = {
-            "temperature": pick(rng, (0.6, 0.7, 1.0)),
-            "max_tokens": pick(rng, (4096, 8192, 16384)),
-        }
-        if rng.random() < 0.15:
-            params["n"] = 2
-        yield w.exchange(
+        # one scheduler load-balances the accounts (in lockstep, or picking at random)
+        if balance == "round-robin":
+            turn = (turn + 1) % len(accounts)
+        else:
+            turn = rng.randrange(len(accounts))
+        model = NEW_MODEL if t >= pivot_at and rng.random() < pivot_share else MODELS[0]
+        yield request(
+            w,
             rng,
-            account_id=acct.account_id,
-            ts=t,
-            ip=w.network.address(rng, ip_kind),  # a rotating proxy: a new exit per request
-            user_agent=ua,
+            plan,
+            account_id=accounts[turn].account_id,
+            t=t,
+            ip=where[turn].at(rng, t),
+            ua=uas[turn],
             model=model,
-            messages=with_system(system, [user_message(text)]),
-            params=params,
-            style="mooncake-conv",
         )
-        t += timedelta(seconds=w.tokens.gap(rng, mean_gap))
+        t = pacer.next(rng, t)
 
 
-def naive_scraper(ctx: Context, count: int, *, per_day: float = 3000.0) -> Cohort:
-    """Single accounts looping over a problem set from one server as fast as they are allowed."""
+def low_and_slow(
+    ctx: Context,
+    count: int,
+    *,
+    per_account_per_day: Rate = 30.0,
+    rate_limit_per_hour: Rate = 20.0,
+    reasoning_share: Share = 0.7,
+    rubric_share: Share = 0.05,
+    rewrite_share: Share = 0.05,
+    camouflage: Share = 0.3,
+    variation: Share = 0.9,
+    accounts_per_card: Rate = 1.0,
+    signup_spread_h: Hours = 1080.0,
+    ip_strategy: IpStrategy = "sticky-residential",
+    timing: Timing = "diurnal",
+    jitter: Jitter = 0.5,
+    pivot_share: Share = 0.3,
+) -> Cohort:
+    """Low-and-slow harvesting: accounts that each look like one busy person.
+
+    Basis: the evasions the public reports anticipate once per-account rate limits and
+    volume alarms bite: every account stays under a rate limit it knows
+    (``rate_limit_per_hour``) at a human volume, follows its declared country's day
+    (``timing: diurnal``), keeps a sticky residential address for hours, pays with its own
+    card, was opened weeks apart (``signup_spread_h``), mixes ``camouflage`` ordinary chat
+    prompts in and re-words requests widely (``variation``). The accounts share one harvest
+    plan, so no problem is asked twice across the campaign.
+    """
+    rng = ctx.child_rng("campaign")
+    campaign = f"camp_{rng.getrandbits(40):010x}"
+    accounts = campaign_accounts(
+        ctx,
+        rng,
+        count,
+        signup_spread_h=signup_spread_h,
+        accounts_per_card=accounts_per_card,
+        lead_days=(1.0, 6.0),
+    )
+    plan = PromptPlan(
+        ctx,
+        rng,
+        ctx.prompts.tasks,
+        families(reasoning_share, rubric_share, rewrite_share),
+        camouflage=camouflage,
+        variation=variation,
+    )
+    offsets = dict(COUNTRIES)
+    cohort = Cohort(accounts, [label(a, "attack", ctx.name, campaign) for a in accounts])
+    for i, acct in enumerate(accounts):
+        arng = ctx.child_rng(i)
+        pacer = Pacer(
+            ctx.world,
+            arng,
+            per_account_per_day * arng.lognormvariate(0, 0.3),
+            timing,
+            jitter=jitter,
+            utc_offset_h=offsets.get(acct.country or "", 0),
+            min_gap_s=3600.0 / rate_limit_per_hour,
+        )
+        cohort.streams.append(_slow_stream(ctx, arng, acct, plan, pacer, ip_strategy, pivot_share))
+    return cohort
+
+
+def _slow_stream(
+    ctx: Context,
+    rng: random.Random,
+    acct: Account,
+    plan: PromptPlan,
+    pacer: Pacer,
+    ip_strategy: IpStrategy,
+    pivot_share: float,
+) -> Stream:
+    w = ctx.world
+    where = Addresses(w, rng, ip_strategy)
+    ua = pick(rng, USER_AGENTS["sdk"])  # camouflage streams like a chat front-end
+    adopter = pivot_share * rng.uniform(0.5, 1.0)
+    t = pacer.next(rng, w.start)
+    while t < w.end:
+        model = NEW_MODEL if NEW_MODEL in w.models(t) and rng.random() < adopter else MODELS[0]
+        ip = where.at(rng, t)
+        yield request(
+            w, rng, plan, account_id=acct.account_id, t=t, ip=ip, ua=ua, model=model, n_share=0.0
+        )
+        t = pacer.next(rng, t)
+
+
+def naive_scraper(
+    ctx: Context, count: int, *, per_day: Rate = 3000.0, variation: Share = 0.2
+) -> Cohort:
+    """Single accounts looping over a problem set from one server as fast as they are allowed.
+
+    Basis: the simplest extraction script: one account, one datacenter address, one HTTP
+    client, a sequential loop over benchmark problems with three fixed wrappers, a little
+    re-wording (``variation``) once the set is done, no camouflage. Each account is its own
+    campaign.
+    """
 
     def new_account(rng: random.Random, cc: str) -> Account:
         return make_account(
@@ -180,14 +322,14 @@ def naive_scraper(ctx: Context, count: int, *, per_day: float = 3000.0) -> Cohor
         count,
         "attack",
         new_account,
-        lambda rng, acct, offset: _scraper_stream(ctx, rng, acct, per_day),
+        lambda rng, acct, offset: _scraper_stream(ctx, rng, acct, per_day, variation),
         campaign=lambda acct: f"camp_solo_{acct.account_id[5:]}",
     )
 
 
 def _scraper_stream(
-    ctx: Context, rng: random.Random, acct: Account, per_day: float
-) -> Iterator[Any]:
+    ctx: Context, rng: random.Random, acct: Account, per_day: float, variation: float
+) -> Stream:
     w = ctx.world
     queue = PromptQueue(rng, ctx.prompts.tasks + ctx.prompts.coding)
     ip = w.network.address(rng, "datacenter")
@@ -204,7 +346,7 @@ def _scraper_stream(
             ip=ip,
             user_agent=ua,
             model=MODELS[0],
-            messages=[user_message(queue.next(templates))],
+            messages=[user_message(queue.next(templates, variation))],
             params=params,
             style="mooncake-conv",
         )

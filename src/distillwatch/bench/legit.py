@@ -1,9 +1,9 @@
-"""Legitimate customers, hard negatives included: the people a detector must not hurt.
+"""Legitimate customers: the people a detector must not hurt.
 
 Each builder takes the population size and its knobs and returns a ``Cohort`` whose streams
 yield exchanges in time order. Prompts are kind A (people talking to chatbots) except for
 evaluation runs, which rerun a fixed benchmark set — the hard negative that looks most like
-harvesting.
+harvesting. More hard negatives (shared addresses, VPNs, researchers) are in ``negatives``.
 """
 
 from __future__ import annotations
@@ -17,39 +17,59 @@ from typing import Any
 from distillwatch.bench.population import (
     Cohort,
     Context,
+    Rate,
+    Share,
+    Size,
     Stream,
     customer,
     each_account,
     user_message,
     with_system,
 )
+from distillwatch.bench.sessions import choose_model, sessions
+from distillwatch.bench.tools import TOOL_DOMAINS, tool_subset
 from distillwatch.bench.world import (
+    AGENT_TEMPLATES,
     CODE_TEMPLATES,
     DIURNAL,
     MODELS,
     NEW_MODEL,
     REASONING_TEMPLATES,
+    REWRITE_TEMPLATES,
+    RUBRIC_TEMPLATES,
     SYSTEM_PROMPTS,
     TASK_TEMPLATES,
     USER_AGENTS,
+    chat_client,
     diurnal_next,
     pick,
+    script_client,
+    variants,
+    vary,
     weighted,
 )
 from distillwatch.records import Account, Exchange
 
 _MEAN_DIURNAL = sum(DIURNAL) / 24
+# what developers wrap their questions in: mostly nothing; prompts for the features they build
+# (code completion, summarising, grading outputs, moderating text) now and then
+_DEV_TEMPLATES = [
+    (("{q}",), 0.75),
+    (CODE_TEMPLATES, 0.08),
+    (TASK_TEMPLATES, 0.07),
+    (RUBRIC_TEMPLATES, 0.05),
+    (REWRITE_TEMPLATES, 0.05),
+]
 
 
-def _model(rng: random.Random, ctx: Context, t: datetime, early_adopter: float) -> str:
-    models = ctx.world.models(t)
-    if NEW_MODEL in models and rng.random() < early_adopter:
-        return NEW_MODEL
-    return weighted(rng, [(MODELS[0], 0.55), (MODELS[1], 0.45)])
+def chat(ctx: Context, count: int, *, sessions_per_day: Rate = 2.0, max_turns: Size = 6) -> Cohort:
+    """People in chat apps: multi-turn sessions, human think times, a diurnal rhythm.
 
-
-def chat(ctx: Context, count: int, *, sessions_per_day: float = 2.0, max_turns: int = 6) -> Cohort:
-    """People in chat apps: multi-turn sessions, human think times, a diurnal rhythm."""
+    Basis: consumer chat traffic (ShareGPT, Koala, hh-rlhf and OpenAssistant prompts are
+    such users' first turns). Most people stay on one home address that the ISP reassigns
+    now and then, some sessions come from a phone; many dress a question up in their own
+    words, so the same prompt text is rarely sent verbatim by many accounts.
+    """
     return each_account(
         ctx,
         count,
@@ -65,79 +85,79 @@ def _chat_stream(
     ctx: Context, rng: random.Random, acct: Account, offset: int, per_day: float, max_turns: int
 ) -> Stream:
     w = ctx.world
-    home = w.network.address(rng, weighted(rng, [("residential", 0.8), ("residential6", 0.2)]))
-    ua = pick(rng, USER_AGENTS["app"] + USER_AGENTS["sdk"][:2])
-    adopter = rng.uniform(0.0, 0.5)
-    temperature = weighted(rng, [(None, 0.6), (0.7, 0.25), (1.0, 0.15)])
-    t = w.start
-    while True:
-        t = diurnal_next(rng, t, per_day, offset)
-        if t >= w.end:
-            return
+    home = [w.network.address(rng, weighted(rng, [("residential", 0.8), ("residential6", 0.2)]))]
+
+    def where(_: datetime) -> str:
         if rng.random() < 0.03:
-            home = w.network.address(rng, "residential")  # the ISP reassigned the address
-        ip = w.network.address(rng, "mobile") if rng.random() < 0.2 else home
-        conv = pick(rng, ctx.prompts.chat)
-        model = _model(rng, ctx, t, adopter)
-        history: list[dict[str, Any]] = []
-        for k, turn in enumerate(conv.turns[:max_turns]):
-            history.append(user_message(turn))
-            params = {"temperature": temperature, "stream": True}
-            ex = w.exchange(
-                rng,
-                account_id=acct.account_id,
-                ts=t,
-                ip=ip,
-                user_agent=ua,
-                model=model,
-                messages=list(history),
-                params={k2: v for k2, v in params.items() if v is not None},
-            )
-            yield ex
-            reply = conv.replies[k] if k < len(conv.replies) else None
-            if reply is None:
-                break
-            history.append({"role": "assistant", "content": reply})
-            read = (ex.completion_tokens or 50) / rng.uniform(4.0, 12.0)  # reading speed
-            t += timedelta(seconds=read + rng.lognormvariate(math.log(30), 0.8))
-            if t >= w.end:
-                return
+            home[0] = w.network.address(rng, "residential")  # the ISP reassigned the address
+        return w.network.address(rng, "mobile") if rng.random() < 0.2 else home[0]
+
+    return sessions(
+        ctx,
+        rng,
+        acct.account_id,
+        lambda t: diurnal_next(rng, t, per_day, offset),
+        where,
+        ua=chat_client(rng),
+        max_turns=max_turns,
+    )
 
 
-def developer(ctx: Context, count: int, *, bursts_per_day: float = 1.5) -> Cohort:
-    """Developers: bursty coding work in office hours, iterating on code questions."""
+def developer(
+    ctx: Context, count: int, *, bursts_per_day: Rate = 1.5, agent_share: Share = 0.3
+) -> Cohort:
+    """Developers: bursty coding work in office hours, iterating on code questions.
+
+    Basis: API customers building software (the Azure code trace's lengths). ``agent_share``
+    of them build tool-using agents and attach a subset of one tool domain to every request
+    of a work burst; a few prompts grade outputs (LLM-as-judge rubrics) or ask for JSON.
+    """
     return each_account(
         ctx,
         count,
         "legit",
         customer(ctx, [("free", 0.3), ("paid", 0.7)]),
-        lambda rng, acct, offset: _developer_stream(ctx, rng, acct, offset, bursts_per_day),
+        lambda rng, acct, offset: _developer_stream(
+            ctx, rng, acct, offset, bursts_per_day, rng.random() < agent_share
+        ),
     )
 
 
 def _developer_stream(
-    ctx: Context, rng: random.Random, acct: Account, offset: int, per_day: float
+    ctx: Context, rng: random.Random, acct: Account, offset: int, per_day: float, agent: bool
 ) -> Stream:
     w = ctx.world
     ip = w.network.address(rng, weighted(rng, [("residential", 0.6), ("datacenter", 0.4)]))
-    ua = pick(rng, USER_AGENTS["sdk"] + USER_AGENTS["http"])
+    ua = script_client(rng)
     system = pick(rng, SYSTEM_PROMPTS) if rng.random() < 0.5 else None
     adopter = rng.uniform(0.1, 0.7)
     temperatures = pick(rng, ((0.0, 0.2), (0.2, 0.6), (0.6, 0.7, 1.0)))
     max_tokens = weighted(rng, [(None, 0.5), (4096, 0.2), (8192, 0.2), (16384, 0.1)])
+    domains = list(TOOL_DOMAINS)
+    home = pick(rng, domains)
     t = w.start
     while True:
         t = diurnal_next(rng, t, per_day * rng.lognormvariate(0, 0.3), offset)
         if t >= w.end:
             return
-        model = _model(rng, ctx, t, adopter)
+        model = choose_model(rng, ctx, t, adopter)
         params: dict[str, Any] = {"temperature": pick(rng, temperatures)}
         if max_tokens is not None:
             params["max_tokens"] = max_tokens
-        if rng.random() < 0.1:
+        if rng.random() < 0.15:
             params["n"] = 2  # a few candidates to pick from
+        if agent:  # the app's own tools, sometimes with a second domain's
+            params["tools"] = tool_subset(rng, home)
+            if rng.random() < 0.5:
+                params["tools"] += tool_subset(rng, pick(rng, [d for d in domains if d != home]))
+        elif rng.random() < 0.1:
+            params["response_format"] = {"type": "json_object"}
         for _ in range(max(1, int(rng.lognormvariate(math.log(8), 0.7)))):
-            conv = pick(rng, ctx.prompts.code)
+            conv = pick(rng, ctx.prompts.code if rng.random() < 0.7 else ctx.prompts.chat)
+            tpl = pick(rng, AGENT_TEMPLATES if agent else weighted(rng, _DEV_TEMPLATES))
+            text = tpl.format(q=conv.turns[0])
+            if rng.random() < 0.5:  # asked in their own words
+                text = vary(text, rng.randrange(variants(1.0)))
             yield w.exchange(
                 rng,
                 account_id=acct.account_id,
@@ -145,7 +165,7 @@ def _developer_stream(
                 ip=ip,
                 user_agent=ua,
                 model=model,
-                messages=with_system(system, [user_message(conv.turns[0])]),
+                messages=with_system(system, [user_message(text)]),
                 params=params,
                 style="azure-code",
             )
@@ -154,8 +174,13 @@ def _developer_stream(
                 return
 
 
-def app_backend(ctx: Context, count: int, *, per_day: float = 1500.0) -> Cohort:
-    """An app's server: one system prompt, very high volume, a few datacenter addresses."""
+def app_backend(ctx: Context, count: int, *, per_day: Rate = 1500.0) -> Cohort:
+    """An app's server: one system prompt, very high volume, a few datacenter addresses.
+
+    Basis: products built on the API (support bots, summarisers, moderation services). Some
+    backends moderate user text with rewrite prompts, some run a support agent with tools;
+    traffic follows the app's users' day.
+    """
     return each_account(
         ctx,
         count,
@@ -177,11 +202,22 @@ def _backend_stream(
 ) -> Stream:
     w = ctx.world
     ips = [w.network.address(rng, "datacenter") for _ in range(rng.randint(1, 4))]
-    ua = pick(rng, USER_AGENTS["sdk"] + USER_AGENTS["http"])
+    ua = script_client(rng)
     system = pick(rng, SYSTEM_PROMPTS)
-    template = pick(rng, TASK_TEMPLATES) if rng.random() < 0.4 else "{q}"
+    kind = weighted(rng, [("plain", 0.5), ("task", 0.25), ("moderation", 0.15), ("agent", 0.1)])
+    template = {
+        "plain": "{q}",
+        "task": pick(rng, TASK_TEMPLATES),
+        "moderation": pick(rng, (REWRITE_TEMPLATES[0], REWRITE_TEMPLATES[3])),
+        "agent": pick(rng, AGENT_TEMPLATES),
+    }[kind]
     model = weighted(rng, [(MODELS[1], 0.7), (MODELS[0], 0.3)])
-    params = {"temperature": pick(rng, (0.0, 0.3, 0.7)), "max_tokens": pick(rng, (512, 1024))}
+    params: dict[str, Any] = {
+        "temperature": pick(rng, (0.0, 0.3, 0.7)),
+        "max_tokens": pick(rng, (512, 1024)),
+    }
+    if kind == "agent":
+        params["tools"] = list(TOOL_DOMAINS[pick(rng, ("commerce", "assistant"))])
     mean_gap = 86400.0 / per_day
     t = w.start
     while True:
@@ -203,9 +239,15 @@ def _backend_stream(
 
 
 def enterprise_eval(
-    ctx: Context, count: int, *, problems: int = 150, runs_per_day: float = 1.5
+    ctx: Context, count: int, *, problems: Size = 150, runs_per_day: Rate = 1.5
 ) -> Cohort:
-    """Evaluation runs: a fixed math/code benchmark set rerun, temperature 0 or n>1."""
+    """Evaluation runs: a fixed math/code benchmark set rerun, temperature 0 or n>1.
+
+    Basis: companies benchmarking models before adopting one (GSM8K / HumanEval-style
+    harnesses with chain-of-thought templates). The prompts are kind B, the hardest negative:
+    the same problems a harvester sends, but a fixed suite rerun verbatim, and the new model
+    is evaluated as soon as it ships.
+    """
     return each_account(
         ctx,
         count,
@@ -232,7 +274,7 @@ def _eval_stream(
     suite += [("c", c) for c in rng.sample(ctx.prompts.coding, k)]
     m_tpl, c_tpl = pick(rng, REASONING_TEMPLATES), pick(rng, CODE_TEMPLATES)
     ips = [w.network.address(rng, "datacenter") for _ in range(rng.randint(1, 2))]
-    ua = pick(rng, USER_AGENTS["sdk"] + USER_AGENTS["http"])
+    ua = script_client(rng)
     concurrency_gap = rng.uniform(0.3, 3.0)
     t = w.start
     while True:
@@ -259,10 +301,16 @@ def _eval_stream(
                 style=style,
             )
             t += timedelta(seconds=rng.expovariate(1.0 / concurrency_gap))
+            if t >= w.end:  # the log ends mid-run
+                return
 
 
 def cron(ctx: Context, count: int) -> Cohort:
-    """Automations: perfectly regular timing, one templated prompt with changing content."""
+    """Automations: perfectly regular timing, one templated prompt with changing content.
+
+    Basis: scheduled jobs (digests, classifiers, translators) on a server: one address, an
+    HTTP client, a fixed period, around the clock.
+    """
     return each_account(
         ctx,
         count,
@@ -286,6 +334,8 @@ def _cron_stream(ctx: Context, rng: random.Random, acct: Account) -> Iterator[Ex
     while t < w.end:
         at = t + timedelta(seconds=rng.uniform(0, 0.2))
         for _ in range(per_tick):
+            if at >= w.end:
+                return
             conv = pick(rng, ctx.prompts.chat)
             yield w.exchange(
                 rng,

@@ -12,13 +12,24 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from distillwatch.bench.sources import KINDS, Conversation
 from distillwatch.bench.world import CONSUMER_DOMAINS, COUNTRIES, World, weighted
 from distillwatch.records import Account, Exchange, Label
 
 Stream = Iterator[Exchange]
+
+# Knob types: a builder's keyword arguments are its knobs, validated from these annotations
+# when a scenario is loaded (``scenario.knob_model``).
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Rate = Annotated[float, Field(gt=0.0)]
+Hours = Annotated[float, Field(ge=0.0)]
+Days = Annotated[float, Field(ge=0.0)]
+Jitter = Annotated[float, Field(ge=0.0, le=3.0)]  # sigma of mean-one log-normal noise
+Size = Annotated[int, Field(ge=1)]
 
 
 @dataclass
@@ -39,12 +50,15 @@ class Prompts:
     tasks: tuple[Conversation, ...]  # kind B: what distillation pipelines send
     math: tuple[Conversation, ...]  # kind B benchmark problems (gsm8k)
     coding: tuple[Conversation, ...]  # kind B code problems (humaneval, mbpp, code-alpaca)
+    hard: tuple[Conversation, ...]  # kind A evaluation-style prompts (benchmarks of chat)
 
     @classmethod
     def from_pools(cls, pools: dict[str, list[Conversation]]) -> Prompts:
         a = [c for s, cs in pools.items() if KINDS.get(s) == "A" for c in cs]
         b = [c for s, cs in pools.items() if KINDS.get(s) == "B" for c in cs]
-        code = [c for c in a if _CODE.search(c.turns[0])]
+        # instructions sit at the edges; the middle of a long prompt is material
+        code = [c for c in a if _CODE.search(c.turns[0][:600] + c.turns[0][-600:])]
+        hard = [c for s in _EVAL_SETS for c in pools.get(s, ())]
         return cls(
             chat=tuple(a),
             code=tuple(code) or tuple(a),
@@ -52,7 +66,11 @@ class Prompts:
             math=tuple(pools.get("gsm8k", ())) or tuple(b),
             coding=tuple(c for s in ("humaneval", "mbpp", "code-alpaca") for c in pools.get(s, ()))
             or tuple(b),
+            hard=tuple(hard) or tuple(a),
         )
+
+
+_EVAL_SETS = ("mt-bench", "vicuna", "wizardlm", "koala", "alpaca-eval", "oasst")
 
 
 _CODE = re.compile(

@@ -6,26 +6,33 @@ distillation pipeline (kind B) sent, with the assistant turns where the source h
 working directory; without it the generator falls back to ``sample/`` (permissively licensed
 excerpts, see ``sample/SOURCES.md``).
 
+Every source is split into ``dev`` and ``test`` (see ``split_of``): the benchmark tunes on dev
+and reports on test, and two whole sources (``HELD_OUT``) are never seen in dev at all.
+Serving traces split by time: dev is the first half of each trace, test the second.
+
 >>> pool = load_pools(None)
 >>> sorted(pool)[:3]
 ['gsm8k', 'hh-rlhf', 'humaneval']
 >>> all(c.turns for c in pool["koala"])
 True
+>>> "oasst" in load_pools(None, "dev"), "oasst" in load_pools(None, "test")
+(False, True)
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from distillwatch.errors import DistillwatchError
+from distillwatch.errors import ConfigError, DistillwatchError
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 
@@ -46,6 +53,13 @@ KINDS = {
     "humaneval": "B",
     "mbpp": "B",
 }
+
+
+Split = Literal["dev", "test", "all"]
+SPLITS: tuple[Split, ...] = ("dev", "test", "all")
+# whole sources kept out of dev: one of people's prompts (A), one of a distillation pipeline (B)
+HELD_OUT = frozenset({"oasst", "self-instruct"})
+TEST_SHARE = 0.4
 
 
 class DataError(DistillwatchError):
@@ -232,13 +246,70 @@ def _load_sample() -> dict[str, list[Conversation]]:
     return pools
 
 
+def check_split(split: str) -> Split:
+    """``split`` if it names one, else a ConfigError."""
+    for s in SPLITS:
+        if split == s:
+            return s
+    raise ConfigError(f"must be one of {', '.join(SPLITS)} (got {split!r})", key="split")
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def split_of(text: str) -> Split:
+    """``test`` for about ``TEST_SHARE`` of prompt texts, ``dev`` for the rest; stable.
+
+    The bucket is a hash of the prompt text (case and spacing folded), so a prompt that
+    several sources share (AlpacaEval holds the Koala, Vicuna and Self-Instruct prompts) lands
+    on the same side in each of them and cannot be in both splits.
+
+    >>> split_of("What is 2 + 2?") == split_of("  what is 2 +  2? ")
+    True
+    """
+    digest = hashlib.sha256(_norm(text).encode("utf-8")).digest()
+    return "test" if int.from_bytes(digest[:8], "big") < TEST_SHARE * 2**64 else "dev"
+
+
+def _split_pools(
+    pools: dict[str, list[Conversation]], split: Split
+) -> dict[str, list[Conversation]]:
+    if split == "all":
+        return pools
+    held = {_norm(c.turns[0]) for s in HELD_OUT for c in pools.get(s, ())}
+    out: dict[str, list[Conversation]] = {}
+    for source, convs in pools.items():
+        if source in HELD_OUT:
+            keep = convs if split == "test" else []
+        else:
+            # a text a held-out source also has is test-only wherever it appears
+            keep = [
+                c
+                for c in convs
+                if ("test" if _norm(c.turns[0]) in held else split_of(c.turns[0])) == split
+            ]
+        if keep:
+            out[source] = keep
+    return out
+
+
 @cache
-def load_pools(data_dir: Path | None) -> dict[str, list[Conversation]]:
-    """Conversations by source name (see ``KINDS``), from ``data_dir`` or the sample."""
+def _load_all(data_dir: Path | None) -> dict[str, list[Conversation]]:
     pools = _load_raw(data_dir) if data_dir is not None else _load_sample()
     if not pools:
         raise DataError(f"no prompt source found under {data_dir or SAMPLE_DIR}")
     return pools
+
+
+@cache
+def load_pools(data_dir: Path | None, split: Split = "all") -> dict[str, list[Conversation]]:
+    """Conversations by source name (see ``KINDS``), from ``data_dir`` or the sample.
+
+    ``split``: ``dev``, ``test`` (about 40 % of every source, plus all of ``HELD_OUT``) or
+    ``all``.
+    """
+    return _split_pools(_load_all(data_dir), check_split(split))
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,9 +347,28 @@ def _mooncake(path: Path) -> list[TraceRow]:
     ]
 
 
+def _half(rows: list[TraceRow], split: Split) -> list[TraceRow]:
+    """Dev: the first half of a trace by time; test: the second, re-based to start at 0."""
+    if split == "all" or not rows:
+        return rows
+    mid = (rows[0].t + rows[-1].t) / 2
+    if split == "dev":
+        return [r for r in rows if r.t < mid]
+    return [TraceRow(r.t - mid, r.prompt_tokens, r.completion_tokens) for r in rows if r.t >= mid]
+
+
 @cache
-def load_traces(data_dir: Path | None) -> dict[str, list[TraceRow]]:
-    """Serving traces by name: ``azure-conv``, ``azure-code``, ``mooncake-conv``."""
+def load_traces(data_dir: Path | None, split: Split = "all") -> dict[str, list[TraceRow]]:
+    """Serving traces by name: ``azure-conv``, ``azure-code``, ``mooncake-conv``.
+
+    ``split``: ``dev`` (first half of each trace by time), ``test`` (second half) or ``all``.
+    """
+    check_split(split)
+    return {name: _half(rows, split) for name, rows in _load_traces(data_dir).items()}
+
+
+@cache
+def _load_traces(data_dir: Path | None) -> dict[str, list[TraceRow]]:
     if data_dir is None:
         base = SAMPLE_DIR
         files = {

@@ -52,6 +52,19 @@ USER_AGENTS = {
         "ChatClient/3.1 (Android 14)",
     ),
 }
+
+
+def chat_client(rng: random.Random) -> str:
+    """A chat app's user agent, or an SDK's for chat front-ends built on one."""
+    family = "app" if rng.random() < 0.7 else "sdk"
+    return pick(rng, USER_AGENTS[family])
+
+
+def script_client(rng: random.Random) -> str:
+    """The user agent of a program calling the API: an SDK or a plain HTTP client."""
+    return pick(rng, USER_AGENTS["sdk"] + USER_AGENTS["http"])
+
+
 CONSUMER_DOMAINS = ("gmail.com", "outlook.com", "yahoo.com", "proton.me", "icloud.com", "qq.com")
 # (country, UTC offset in hours) — where accounts say they are; offsets drive diurnal rhythm
 COUNTRIES = (
@@ -283,3 +296,86 @@ CODE_TEMPLATES = (
     "{q}",
     "Write a solution to the following task. Return only the code.\n\n{q}",
 )
+# LLM-as-judge and reward-model prompts. Researchers and developers grade outputs this way
+# (the MT-Bench judge prompt is the first); the public distillation reports describe
+# campaigns generating rubric-grading tasks to make the teacher act as a reward model.
+RUBRIC_TEMPLATES = (
+    "Please act as an impartial judge and evaluate the quality of the response an AI assistant "
+    "should give to the user question displayed below. Consider helpfulness, relevance, "
+    "accuracy, depth and level of detail. Explain your evaluation, then rate it from 1 to 10 "
+    'in the format "[[rating]]".\n\n[Question]\n{q}',
+    "You are a reward model. Write a reference answer to the task below, then grade it "
+    "against a rubric of correctness, completeness and clarity (1-10 each), justifying every "
+    "score.\n\nTask: {q}",
+    "Create a grading rubric (criteria, weights, what earns full marks) for responses to the "
+    "following prompt, then apply it to a model answer you write yourself.\n\n{q}",
+    "Score an ideal answer to the following from 1 to 5 on factual accuracy, reasoning "
+    "quality and instruction following, with one sentence of justification each.\n\n{q}",
+)
+# Content rewriting. Moderation backends clean user text this way; the reports describe
+# campaigns asking for "safe" rewrites of sensitive queries to train a censoring student.
+REWRITE_TEMPLATES = (
+    "Rewrite the following user message to remove offensive, unsafe or sensitive content. "
+    "Keep its intent if that is harmless.\n\n{q}",
+    "Rewrite the following so that it avoids politically sensitive or controversial content "
+    "while keeping as much of its meaning as possible.\n\n{q}",
+    "Give a version of this request that would be acceptable under strict content guidelines, "
+    "then answer that version.\n\n{q}",
+    "Moderate this text: list anything sensitive it contains, then give a cleaned-up "
+    "version.\n\n{q}",
+)
+# Tasks handed to a model with tools attached (agents built by developers, capability sweeps).
+AGENT_TEMPLATES = (
+    "{q}",
+    "You have access to tools. Use them when they help, then give the final answer.\n\n{q}",
+    "Plan the steps for the task below, call tools as needed and report the result.\n\n{q}",
+)
+# How people (and paraphrasing pipelines) dress a question up. Chat users use these too.
+LEAD_INS = (
+    "",
+    "Hi! ",
+    "Quick question: ",
+    "Can you help me with this?\n\n",
+    "I need some help with the following.\n\n",
+    "Hello, could you help? ",
+    "Please help: ",
+    "I've been stuck on this for a while.\n",
+    "Here's what I'm working on:\n",
+    "Question for you: ",
+    "My task is below.\n\n",
+    "Hey, ",
+)
+CLOSINGS = (
+    "",
+    " Thanks!",
+    "\n\nThanks in advance.",
+    " Please be thorough.",
+    " Keep it short.",
+    " Thank you.",
+    "\n\nAny help is appreciated.",
+    " I'd like a clear explanation.",
+)
+
+
+def vary(text: str, variant: int, breadth: float = 1.0) -> str:
+    """``text`` re-worded as variant ``variant``: a lead-in and a closing from the pools.
+
+    ``breadth`` (0..1) is how much of the phrasing pools is used; at 0 the text is unchanged.
+    Distinct variants below ``variants(breadth)`` give distinct texts.
+
+    >>> vary("What is 2+2?", 0), vary("What is 2+2?", 13)
+    ('What is 2+2?', 'Hi! What is 2+2? Thanks!')
+    """
+    leads, closes = _widths(breadth)
+    return f"{LEAD_INS[variant % leads]}{text}{CLOSINGS[(variant // leads) % closes]}"
+
+
+def variants(breadth: float) -> int:
+    """How many distinct re-wordings ``vary`` makes at ``breadth``."""
+    leads, closes = _widths(breadth)
+    return leads * closes
+
+
+def _widths(breadth: float) -> tuple[int, int]:
+    b = min(1.0, max(0.0, breadth))
+    return 1 + round(b * (len(LEAD_INS) - 1)), 1 + round(b * (len(CLOSINGS) - 1))

@@ -222,6 +222,45 @@ def ingest(
 
 @app.command()
 @handle_errors
+def simulate(
+    scenario: Annotated[
+        str,
+        typer.Option(help="Scenario YAML file, or a packaged scenario: default, demo, evasive."),
+    ] = "default",
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for exchanges, accounts and labels.")
+    ] = Path("sim-out"),
+    seed: Annotated[int, typer.Option(help="Random seed of the simulator.")] = 7,
+    scale: Annotated[float, typer.Option(min=0.001, help="Multiplier on every population.")] = 1.0,
+    split: Annotated[
+        str, typer.Option(help="Data the traffic is built from: dev, test (held out) or all.")
+    ] = "all",
+    days: Annotated[
+        float | None, typer.Option(min=0.01, help="Simulated days (default: the scenario's).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+) -> None:
+    """Simulate a labelled exchange log from a scenario (real prompts and traces).
+
+    Writes exchanges.jsonl.gz, accounts.jsonl and labels.jsonl to --out in the exchange-log
+    format; the same seed, scale and split give the same log.
+    """
+    from distillwatch.cli.simulate import run_simulate
+
+    run_simulate(
+        console,
+        scenario=scenario,
+        out=out,
+        seed=seed,
+        scale=scale,
+        split=split,
+        days=days,
+        quiet=quiet,
+    )
+
+
+@app.command()
+@handle_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the generated log and verdicts.")] = Path(
         "demo-out"
@@ -234,3 +273,12 @@ def demo(
     from distillwatch.cli.demo import run_demo
 
     run_demo(console, out=out, seed=seed, scale=scale, top=top)
+
+
+def _register_subcommands() -> None:
+    from distillwatch.cli.bench import bench_app
+
+    app.add_typer(bench_app, name="bench")
+
+
+_register_subcommands()
