@@ -85,6 +85,10 @@ class Engine:
         self.policy = policy
         self.accounts = accounts or {}
         self.scorer = scorer or LogOddsScorer()
+        for sig in self.signals:  # optional hook: signals that index the accounts table
+            bind = getattr(sig, "bind", None)
+            if callable(bind):
+                bind(self.accounts)
         self.states: dict[str, AccountState] = {}
         self.observed = 0
         self.last_t: float | None = None

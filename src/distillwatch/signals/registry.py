@@ -35,4 +35,13 @@ def create_signals(ids: Iterable[str] | None = None) -> list[Signal]:
 
 def _load_builtin() -> None:
     # Importing the family modules runs their @register decorators.
-    from distillwatch.signals import content, timing, volume  # noqa: F401
+    from distillwatch.signals import (  # noqa: F401
+        content,
+        harvest,
+        network,
+        signup,
+        structure,
+        targeting,
+        timing,
+        volume,
+    )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from array import array
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from distillwatch.records import Exchange, SignalValue
@@ -90,3 +91,206 @@ class InterArrivalRegularity:
                 f"people vary by 3× or more"
             ),
         )
+
+
+HOUR = 3_600.0
+QUIET_HOURS = 6
+
+
+_WINDOWS_OF_HOUR = tuple(tuple((h - k) % 24 for k in range(QUIET_HOURS)) for h in range(24))
+"""The 6-hour windows (by starting hour) that contain each hour of the day."""
+
+
+@dataclass(slots=True)
+class _DayState:
+    # windows[s]: decayed activity in hours s .. s+5 (mod 24); its minimum is the quiet share
+    windows: array[float] = field(default_factory=lambda: array("d", bytes(8 * 24)))
+    total: float = 0.0
+    ref_t: float | None = None
+    first_t: float | None = None
+    last_t: float | None = None
+    n: int = 0
+    memo_key: tuple[int, float] | None = None
+    memo: SignalValue | None = None
+
+
+@register
+class DiurnalRest:
+    """Activity without a daily rest: the share of requests in the quietest 6 hours of the day.
+
+    A 24-bucket histogram of UTC hours, decayed with a time constant of three days, kept as
+    its 24 six-hour window sums (O(1) state and update; the quiet share is their minimum). People sleep: their quietest six hours hold a few per cent of their requests
+    (under 8 %); a machine working around the clock spreads evenly (25 %). Evidence rises
+    from 0 at 8 % to 1.2 at 18 %, −0.3 below 3 % with 50 requests. Needs 20 requests over a
+    day. Backends, cron jobs and worldwide apps run around the clock too: supporting
+    evidence only.
+
+    >>> from datetime import datetime, UTC
+    >>> from distillwatch.records import Exchange
+    >>> sig = DiurnalRest(); st = sig.new_state()
+    >>> e = Exchange(id="1", ts=datetime(2026, 3, 1, tzinfo=UTC), account_id="a", ip="192.0.2.1",
+    ...              model="m")
+    >>> for i in range(96): sig.update(st, e, 1_800.0 * i)
+    >>> sig.evaluate(st, EvalContext(now=172_800.0, account=None, tier="free", exchanges=96)).explanation
+    'the quietest 6 hours of the day hold 22 % of requests (no daily rest); people: under 8 %'
+    """  # noqa: E501
+
+    id: ClassVar[str] = "timing.diurnal_rest"
+    version: ClassVar[int] = 1
+    family: ClassVar[str] = "timing"
+    needs_text: ClassVar[bool] = False
+    summary: ClassVar[str] = "share of requests in the quietest 6 hours of the day"
+
+    def __init__(
+        self,
+        tau: float = 3 * 86_400.0,
+        min_requests: int = 20,
+        min_span: float = 86_400.0,
+        low: float = 0.08,
+        high: float = 0.18,
+        max_evidence: float = 1.2,
+    ) -> None:
+        self.tau = tau
+        self.min_requests = min_requests
+        self.min_span = min_span
+        self.low = low
+        self.high = high
+        self.max_evidence = max_evidence
+        self.too_few = unavailable(
+            self, f"fewer than {min_requests} requests over {min_span / HOUR:.0f} h"
+        )
+
+    def new_state(self) -> _DayState:
+        return _DayState()
+
+    def update(self, state: _DayState, exchange: Exchange, t: float) -> None:
+        if state.ref_t is None:
+            state.ref_t = state.first_t = t
+        # weights grow as exp((t - ref)/tau) instead of decaying every bucket: O(1) per event
+        x = (t - state.ref_t) / self.tau
+        windows = state.windows
+        if x > 30.0:
+            scale = math.exp(-x)
+            for i in range(24):
+                windows[i] *= scale
+            state.total *= scale
+            state.ref_t, x = t, 0.0
+        w = math.exp(x)
+        for s in _WINDOWS_OF_HOUR[int(t // HOUR) % 24]:
+            windows[s] += w
+        state.total += w
+        state.n += 1
+        state.last_t = t
+
+    def evaluate(self, state: _DayState, ctx: EvalContext) -> SignalValue:
+        first, last = state.first_t, state.last_t
+        if (
+            state.n < self.min_requests
+            or first is None
+            or last is None
+            or last - first < self.min_span
+        ):
+            return self.too_few
+        pct = int(100 * min(state.windows) / state.total + 0.5)
+        if pct < 3 and state.n >= 50:
+            evidence = -0.3
+        else:
+            ramp = clip((pct / 100 - self.low) / (self.high - self.low), 0.0, 1.0)
+            evidence = round(self.max_evidence * ramp, 2)
+        key = (pct, evidence)
+        if key != state.memo_key or state.memo is None:  # the value is a function of the key
+            rest = " (no daily rest)" if pct / 100 >= self.low else ""
+            state.memo_key = key
+            state.memo = SignalValue(
+                signal_id=self.id,
+                version=self.version,
+                value=pct / 100,
+                evidence=evidence,
+                explanation=(
+                    f"the quietest {QUIET_HOURS} hours of the day hold {pct} % of requests"
+                    f"{rest}; people: under {round(self.low * 100)} %"
+                ),
+            )
+        return state.memo
+
+
+@dataclass(slots=True)
+class _FlightState:
+    n: int = 0
+    overlapped: int = 0
+    busy_until: float = -math.inf
+    memo_key: tuple[int, float] | None = None
+    memo: SignalValue | None = None
+
+
+@register
+class Concurrency:
+    """Share of requests sent while an earlier one was still being answered.
+
+    A request is in flight from its arrival until ``latency_ms`` later (one second when no
+    latency is logged, so sub-second gaps count too). People chatting wait for the answer
+    and read it; pipelines fan out. So do app backends and batch evaluations: evidence
+    rises from 0 at 10 % to 0.6 at 60 % and needs 20 requests.
+
+    >>> from datetime import datetime, UTC
+    >>> from distillwatch.records import Exchange
+    >>> sig = Concurrency(); st = sig.new_state()
+    >>> e = Exchange(id="1", ts=datetime(2026, 3, 1, tzinfo=UTC), account_id="a", ip="192.0.2.1",
+    ...              model="m", latency_ms=4_000.0)
+    >>> for i in range(40): sig.update(st, e, 2.0 * i)
+    >>> sig.evaluate(st, EvalContext(now=80.0, account=None, tier="free", exchanges=40)).evidence
+    0.6
+    """
+
+    id: ClassVar[str] = "timing.concurrency"
+    version: ClassVar[int] = 1
+    family: ClassVar[str] = "timing"
+    needs_text: ClassVar[bool] = False
+    summary: ClassVar[str] = "share of requests sent while an earlier one was in flight"
+
+    def __init__(
+        self,
+        min_requests: int = 20,
+        default_flight: float = 1.0,
+        low: float = 0.1,
+        high: float = 0.6,
+        max_evidence: float = 0.6,
+    ) -> None:
+        self.min_requests = min_requests
+        self.default_flight = default_flight
+        self.low = low
+        self.high = high
+        self.max_evidence = max_evidence
+        self.too_few = unavailable(self, f"fewer than {min_requests} requests so far")
+
+    def new_state(self) -> _FlightState:
+        return _FlightState()
+
+    def update(self, state: _FlightState, exchange: Exchange, t: float) -> None:
+        state.n += 1
+        if t < state.busy_until:
+            state.overlapped += 1
+        latency = exchange.latency_ms
+        end = t + (latency / 1000.0 if latency is not None else self.default_flight)
+        if end > state.busy_until:
+            state.busy_until = end
+
+    def evaluate(self, state: _FlightState, ctx: EvalContext) -> SignalValue:
+        if state.n < self.min_requests:
+            return self.too_few
+        pct = (200 * state.overlapped + state.n) // (2 * state.n)
+        ramp = clip((pct / 100 - self.low) / (self.high - self.low), 0.0, 1.0)
+        key = (pct, round(self.max_evidence * ramp, 2))
+        if key != state.memo_key or state.memo is None:  # the value is a function of the key
+            state.memo_key = key
+            state.memo = SignalValue(
+                signal_id=self.id,
+                version=self.version,
+                value=pct / 100,
+                evidence=key[1],
+                explanation=(
+                    f"{pct} % of requests were sent while an earlier one was still being "
+                    "answered; people send one at a time"
+                ),
+            )
+        return state.memo

@@ -1,0 +1,271 @@
+"""Harvest-settings signals: request parameters that get the most output out of each prompt.
+
+A distillation pipeline wants long, complete answers (a large completion budget), several
+samples per prompt (``n``) and sometimes the token probabilities (``logprobs``). Each is
+ordinary on its own — developers raise ``max_tokens``, evaluators sample ``n > 1`` — so the
+signal compares how *often* an account asks for them with how often the population does.
+Greedy decoding (temperature 0) and structured JSON output are what app backends, cron
+jobs and evaluators send; they count slightly against distillation. These signals read
+request parameters only, never prompt text; a log without request bodies leaves them
+unavailable.
+
+``PopulationTail`` (also used by the structure, network and targeting families) is a
+``PopulationShare`` whose median and upper tail are recomputed every few dozen changes
+instead of on every call, so ``evaluate`` stays O(1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from distillwatch.records import Exchange, SignalValue
+from distillwatch.signals.base import EvalContext, PopulationShare, unavailable
+from distillwatch.signals.registry import register
+
+LONG_BUDGET = 8_192
+"""A completion budget at or above this many tokens counts as asking for long outputs."""
+LONG_UNCAPPED = 4_096
+"""Without a budget, a completion at least this long counts as a long output."""
+_JSON_FORMATS = frozenset({"json_object", "json_schema"})
+
+
+class PopulationTail(PopulationShare):
+    """``PopulationShare`` with its median and upper tail cached between refreshes.
+
+    Accounts are moved by bin (``bin_of``; a state remembers its account's bin), so an
+    update that keeps an account in its bin costs one comparison; after ``refresh`` moves
+    that change a bin, ``view()`` recomputes. A prior of ``prior_accounts`` pseudo-accounts
+    (``prior_tail`` of them at share 1, the rest at 0) keeps the tail finite while the
+    population is small.
+
+    >>> p = PopulationTail(prior=0.1, prior_tail=0.1, min_accounts=1, min_n=1)
+    >>> for share in (0.0, 0.0, 0.0, 1.0): p.move(None, share)
+    >>> typical, tails = p.view()
+    >>> round(tails[p.bin_of(0.9)], 3), tails[0]
+    (0.125, 1.0)
+    """
+
+    def __init__(
+        self,
+        prior: float,
+        *,
+        prior_tail: float = 0.15,
+        prior_accounts: float = 20.0,
+        min_accounts: int = 20,
+        min_n: int = 5,
+        refresh: int = 32,
+    ) -> None:
+        super().__init__(prior, min_accounts=min_accounts, min_n=min_n)
+        self.prior_tail = prior_tail
+        self.prior_accounts = prior_accounts
+        self.refresh = refresh
+        self._stale = refresh
+        self.version = 0
+        """Bumped on every refresh: what ``view()`` returns is a function of it."""
+        self._typical = prior
+        self._tail = [1.0] * self.BINS
+
+    def bin_of(self, share: float) -> int:
+        b = int(share * self.BINS)
+        return b if b < self.BINS else self.BINS - 1
+
+    def move(self, old: float | None, new: float) -> None:
+        self.move_bin(-1 if old is None else self.bin_of(old), self.bin_of(new))
+
+    def move_bin(self, old: int, new: int) -> None:
+        """An account moved from bin ``old`` (−1: not counted yet) to bin ``new``."""
+        if old == new:
+            return
+        if old < 0:
+            self.accounts += 1
+        else:
+            self.counts[old] -= 1
+        self.counts[new] += 1
+        self._stale += 1
+
+    def view(self) -> tuple[float, list[float]]:
+        """The typical share and the tail by bin (``tails[bin_of(x)]``: share of accounts ≥ x)."""
+        # small populations change a lot with each account: refresh them more often
+        if self._stale >= self.refresh or self._stale > self.accounts // 4:
+            self._refresh()
+        return self._typical, self._tail
+
+    def _refresh(self) -> None:
+        self._stale = 0
+        self.version += 1
+        self._typical = super().typical()
+        total = self.accounts + self.prior_accounts
+        above, prior_above = 0, self.prior_accounts * self.prior_tail
+        for i in range(self.BINS - 1, 0, -1):
+            above += self.counts[i]
+            self._tail[i] = (above + prior_above) / total
+        self._tail[0] = 1.0
+
+    def typical(self) -> float:
+        return self.view()[0]
+
+    def tail(self, share: float) -> float:
+        """Fraction of accounts (prior included) whose share is at least ``share``'s bin."""
+        return self.view()[1][self.bin_of(share)]
+
+
+def harvest_marker(request: dict[str, Any], completion_tokens: int | None) -> bool:
+    """Whether a request asks for long outputs, several samples or token probabilities.
+
+    >>> harvest_marker({"max_tokens": 16384}, None), harvest_marker({"max_tokens": 512}, 300)
+    (True, False)
+    >>> harvest_marker({"n": 4}, None), harvest_marker({"top_logprobs": 5}, None)
+    (True, True)
+    """
+    get = request.get
+    budget = get("max_tokens")
+    if budget is None:
+        budget = get("max_completion_tokens")
+        if budget is None:
+            budget = get("max_output_tokens")
+    if type(budget) is int:  # not bool; a malformed value counts as no budget
+        if budget >= LONG_BUDGET:
+            return True
+    elif completion_tokens is not None and completion_tokens >= LONG_UNCAPPED:
+        return True
+    n = get("n")
+    if type(n) is int and n > 1:
+        return True
+    if get("logprobs"):
+        return True
+    top = get("top_logprobs")
+    return type(top) is int and top > 0
+
+
+def benign_marker(request: dict[str, Any]) -> bool:
+    """Greedy decoding or structured JSON output: what backends and evaluators send.
+
+    >>> benign_marker({"temperature": 0}), benign_marker({"temperature": 0.7})
+    (True, False)
+    >>> benign_marker({"response_format": {"type": "json_schema"}})
+    True
+    """
+    get = request.get
+    temperature = get("temperature")
+    if temperature == 0 and type(temperature) in (int, float):
+        return True
+    fmt = get("response_format")
+    return type(fmt) is dict and fmt.get("type") in _JSON_FORMATS
+
+
+@dataclass(slots=True)
+class _HarvestState:
+    n: int = 0
+    hits: int = 0
+    benign: int = 0
+    bin: int = -1  # the population bin this account is counted in (−1: not yet)
+    memo_key: tuple[int, int, int, int] | None = None
+    memo: SignalValue | None = None
+
+
+@register
+class SettingsProfile:
+    """Share of requests asking for long outputs, ``n > 1`` or logprobs, against the population.
+
+    The share (to the per cent) is shrunk toward the population's median by a prior worth
+    4 requests against at most 64 of the account's. Above the median, evidence is the
+    surprise of the shrunk share under the population's distribution,
+    ``ln(0.5 / P(accounts at least as high))`` clipped to [0, 2], scaled by
+    ``min(1, share / 0.5)`` so that a rare but small share (a few ``n = 2`` requests)
+    counts little; at or below the median it is 0. Requests with temperature 0 or JSON
+    output subtract up to 0.5 (``0.5 · benign share · (1 − share)``).
+
+    >>> from datetime import datetime, UTC
+    >>> from distillwatch.records import Exchange
+    >>> sig = SettingsProfile(); st = sig.new_state()
+    >>> e = Exchange(id="1", ts=datetime(2026, 3, 1, tzinfo=UTC), account_id="a", ip="192.0.2.1",
+    ...              model="m", request={"max_tokens": 16384, "temperature": 1.0})
+    >>> for i in range(40): sig.update(st, e, float(i))
+    >>> v = sig.evaluate(st, EvalContext(now=40.0, account=None, tier="free", exchanges=40))
+    >>> v.evidence, v.explanation
+    (0.97, '100 % of requests ask for ≥ 8,192 output tokens, n > 1 or logprobs; 19 % of accounts do so as often')
+    """  # noqa: E501
+
+    id: ClassVar[str] = "harvest.settings_profile"
+    version: ClassVar[int] = 1
+    family: ClassVar[str] = "harvest"
+    needs_text: ClassVar[bool] = False
+    summary: ClassVar[str] = "share of requests asking for long outputs, n > 1 or logprobs"
+
+    def __init__(
+        self,
+        min_requests: int = 5,
+        prior_weight: float = 4.0,
+        max_weight: int = 64,
+        full_share: float = 0.5,
+        max_evidence: float = 2.0,
+        max_benign: float = 0.5,
+    ) -> None:
+        self.population = PopulationTail(prior=0.05, prior_tail=0.15)
+        self.min_requests = min_requests
+        self.prior_weight = prior_weight
+        self.max_weight = max_weight
+        self.full_share = full_share
+        self.max_evidence = max_evidence
+        self.max_benign = max_benign
+        self.no_bodies = unavailable(self, "no request bodies in the log")
+        self.too_few = unavailable(self, f"fewer than {min_requests} request bodies so far")
+
+    def new_state(self) -> _HarvestState:
+        return _HarvestState()
+
+    def update(self, state: _HarvestState, exchange: Exchange, t: float) -> None:
+        request = exchange.request
+        if not request:
+            return
+        state.n += 1
+        if harvest_marker(request, exchange.completion_tokens):
+            state.hits += 1
+        if benign_marker(request):
+            state.benign += 1
+        pop = self.population
+        if state.n >= pop.min_n:
+            b = pop.bin_of(state.hits / state.n)
+            if b != state.bin:
+                pop.move_bin(state.bin, b)
+                state.bin = b
+
+    def evaluate(self, state: _HarvestState, ctx: EvalContext) -> SignalValue:
+        n = state.n
+        if n < self.min_requests:
+            return self.too_few if n else self.no_bodies
+        pop = self.population
+        typical, tails = pop.view()
+        # an integer key first: heavy accounts' shares settle, so most calls end here
+        pct = (200 * state.hits + n) // (2 * n)
+        benign_pct = (20 * state.benign + n) // (2 * n) * 10
+        m = n if n < self.max_weight else self.max_weight
+        key = (pct, benign_pct, m, pop.version)
+        if key != state.memo_key or state.memo is None:  # the value is a function of the key
+            share = pct / 100
+            w = self.prior_weight
+            b = pop.bin_of((share * m + w * typical) / (m + w))
+            tail = tails[b]
+            ev = 0.0
+            if b > pop.bin_of(typical):  # above the median: how rare, and how substantial
+                ev = min(max(math.log(0.5 / tail), 0.0), self.max_evidence)
+                ev *= min(share / self.full_share, 1.0)
+            ev = round(ev - self.max_benign * benign_pct / 100 * (1.0 - share), 2)
+            tail_pct = int(tail * 100 + 0.5)
+            text = (
+                f"{pct} % of requests ask for ≥ {LONG_BUDGET:,} output tokens, n > 1 or "
+                f"logprobs; {tail_pct} % of accounts do so as often"
+            )
+            if benign_pct >= 20:
+                text += f"; about {benign_pct} % use temperature 0 or JSON output"
+            state.memo_key = key
+            state.memo = SignalValue(
+                signal_id=self.id,
+                version=self.version,
+                value=pct / 100,
+                evidence=ev,
+                explanation=text,
+            )
+        return state.memo

@@ -1,0 +1,226 @@
+"""Targeting signals: how fast an account moves its traffic to a newly released model.
+
+Distillers want the newest capability first and switch pipelines to a new model within
+hours of its release; most customers keep using what their application was built and
+tested on. Researchers and enthusiasts switch early too, so the evidence is capped.
+
+The population learns causally when each model was first *served* (a misspelt model name
+that fails is not a release). Models already in use during the first ``warmup`` hours of
+the log were there before it started, so they never count as new.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from distillwatch.records import Exchange, SignalValue
+from distillwatch.signals.base import EvalContext, unavailable
+from distillwatch.signals.harvest import PopulationTail
+from distillwatch.signals.registry import register
+
+HOUR = 3_600.0
+
+
+class ModelReleases:
+    """When each model was first served, and which of them count as new releases.
+
+    >>> from datetime import datetime, UTC
+    >>> from distillwatch.records import Exchange
+    >>> r = ModelReleases(warmup=10.0)
+    >>> def ex(model): return Exchange(id="1", ts=datetime(2026, 3, 1, tzinfo=UTC),
+    ...                                account_id="a", ip="192.0.2.1", model=model)
+    >>> r.observe(ex("old"), 0.0), r.observe(ex("new"), 50.0), r.latest
+    (None, 50.0, 50.0)
+    """
+
+    def __init__(self, warmup: float = 12 * HOUR, max_models: int = 10_000) -> None:
+        self.warmup = warmup
+        self.max_models = max_models
+        self.start: float | None = None
+        self.first_seen: dict[str, float] = {}
+        """Model → first time served, or −inf for models in use since the log started."""
+        self.latest: float | None = None
+        """First appearance of the newest release."""
+
+    def observe(self, exchange: Exchange, t: float) -> float | None:
+        """Fold one exchange in; the first appearance of its model if that is a release."""
+        if self.start is None:
+            self.start = t
+        model = exchange.model
+        first = self.first_seen.get(model)
+        if first is None:
+            if not exchange.served or len(self.first_seen) >= self.max_models:
+                return None
+            first = t if t - self.start >= self.warmup else -math.inf
+            self.first_seen[model] = first
+            if first > -math.inf:
+                self.latest = t
+        return first if first > -math.inf else None
+
+
+@dataclass(slots=True)
+class _AdoptState:
+    first_t: float | None = None
+    n: int = 0
+    new: int = 0
+    bin: int = -1  # the population bin this account is counted in (−1: not yet)
+    memo_key: tuple[int, int, int] | None = None
+    memo: SignalValue | None = None
+
+
+class _Adoption:
+    """Shared by both signals: the share of an account's requests, in a window after a
+    release, that went to the new model, against the population's median account."""
+
+    id: ClassVar[str]
+    version: ClassVar[int]
+    family: ClassVar[str]
+    needs_text: ClassVar[bool]
+    summary: ClassVar[str]
+    window: float
+    established_only: bool
+    what: str
+
+    def __init__(
+        self,
+        max_evidence: float,
+        min_requests: int = 5,
+        prior_weight: float = 5.0,
+        max_weight: int = 64,
+    ) -> None:
+        self.releases = ModelReleases()
+        self.population = PopulationTail(prior=0.1)
+        self.max_evidence = max_evidence
+        self.min_requests = min_requests
+        self.prior_weight = prior_weight
+        self.max_weight = max_weight
+        self.no_release = unavailable(self, "no new model has appeared in the log")
+        self.too_few = unavailable(self, f"fewer than {min_requests} requests {self.what}")
+
+    def new_state(self) -> _AdoptState:
+        return _AdoptState()
+
+    def update(self, state: _AdoptState, exchange: Exchange, t: float) -> None:
+        first = self.releases.observe(exchange, t)
+        if state.first_t is None:
+            state.first_t = t
+        latest = self.releases.latest
+        if latest is None or t - latest >= self.window:
+            return
+        if self.established_only and state.first_t >= latest:
+            return
+        state.n += 1
+        if first is not None and t - first < self.window:
+            state.new += 1
+        pop = self.population
+        if state.n >= pop.min_n:
+            b = pop.bin_of(state.new / state.n)
+            if b != state.bin:
+                pop.move_bin(state.bin, b)
+                state.bin = b
+
+    def evaluate(self, state: _AdoptState, ctx: EvalContext) -> SignalValue:
+        if state.n < self.min_requests:
+            return self.no_release if self.releases.latest is None else self.too_few
+        n = state.n
+        pop = self.population
+        typical = pop.view()[0]
+        pct = (200 * state.new + n) // (2 * n)
+        m = n if n < self.max_weight else self.max_weight
+        key = (pct, m, pop.version)
+        if key != state.memo_key or state.memo is None:  # the value is a function of the key
+            typical = max(typical, 0.02)
+            w = self.prior_weight
+            shrunk = (pct / 100 * m + w * typical) / (m + w)
+            evidence = min(max(math.log(shrunk / typical), 0.0), self.max_evidence)
+            state.memo_key = key
+            state.memo = SignalValue(
+                signal_id=self.id,
+                version=self.version,
+                value=pct / 100,
+                evidence=round(evidence, 2),
+                explanation=self.explain(pct, int(100 * typical + 0.5)),
+            )
+        return state.memo
+
+    def explain(self, pct: int, typical_pct: int) -> str:
+        raise NotImplementedError
+
+
+@register
+class NewModelShare(_Adoption):
+    """Share of requests sent to a model first seen less than 48 h before, against the median.
+
+    Counted over the account's requests while some model was new; the share (to the per
+    cent) is shrunk toward the population's median (a prior worth 5 requests against at
+    most 64 of the account's) and the evidence is
+    ``ln(shrunk / median)`` clipped to [0, 1.2].
+
+    >>> from datetime import datetime, UTC
+    >>> from distillwatch.records import Exchange
+    >>> sig = NewModelShare(); st = sig.new_state(); other = sig.new_state()
+    >>> def ex(model): return Exchange(id="1", ts=datetime(2026, 3, 1, tzinfo=UTC),
+    ...                                account_id="a", ip="192.0.2.1", model=model)
+    >>> sig.update(other, ex("frontier-1"), 0.0)
+    >>> for i in range(20): sig.update(st, ex("frontier-2"), 86_400.0 + 60 * i)
+    >>> sig.evaluate(st, EvalContext(now=90_000.0, account=None, tier="free", exchanges=20)).explanation
+    '100 % of requests while a model was new (first seen < 48 h ago) went to it; typical accounts: 10 %'
+    """  # noqa: E501
+
+    id: ClassVar[str] = "targeting.new_model_share"
+    version: ClassVar[int] = 1
+    family: ClassVar[str] = "targeting"
+    needs_text: ClassVar[bool] = False
+    summary: ClassVar[str] = "share of requests to models first seen less than 48 h before"
+    window = 48 * HOUR
+    established_only = False
+    what = "while a new model was out"
+
+    def __init__(self, max_evidence: float = 1.2) -> None:
+        super().__init__(max_evidence)
+
+    def explain(self, pct: int, typical_pct: int) -> str:
+        return (
+            f"{pct} % of requests while a model was new (first seen < 48 h ago) went to it; "
+            f"typical accounts: {typical_pct} %"
+        )
+
+
+@register
+class EarlySwitch(_Adoption):
+    """Share of an established account's requests moved to a new model within 24 h of it.
+
+    Only accounts active before the release count (a new account starting on the new
+    model did not *switch*); evidence ``ln(shrunk / median)`` clipped to [0, 0.8].
+
+    >>> from datetime import datetime, UTC
+    >>> from distillwatch.records import Exchange
+    >>> sig = EarlySwitch(); st = sig.new_state()
+    >>> def ex(model): return Exchange(id="1", ts=datetime(2026, 3, 1, tzinfo=UTC),
+    ...                                account_id="a", ip="192.0.2.1", model=model)
+    >>> sig.update(st, ex("frontier-1"), 0.0)
+    >>> for i in range(20): sig.update(st, ex("frontier-2"), 86_400.0 + 60 * i)
+    >>> ctx = EvalContext(now=90_000.0, account=None, tier="free", exchanges=21)
+    >>> sig.evaluate(st, ctx).evidence
+    0.8
+    """
+
+    id: ClassVar[str] = "targeting.early_switch"
+    version: ClassVar[int] = 1
+    family: ClassVar[str] = "targeting"
+    needs_text: ClassVar[bool] = False
+    summary: ClassVar[str] = "traffic moved to a new model within 24 h of its first appearance"
+    window = 24 * HOUR
+    established_only = True
+    what = "within 24 h of a release from an account active before it"
+
+    def __init__(self, max_evidence: float = 0.8) -> None:
+        super().__init__(max_evidence)
+
+    def explain(self, pct: int, typical_pct: int) -> str:
+        return (
+            f"moved {pct} % of its requests to a new model within 24 h of its first "
+            f"appearance; typical established accounts: {typical_pct} %"
+        )
