@@ -9,7 +9,10 @@ import pytest
 
 PACKAGE = Path(__file__).parents[1] / "src" / "distillwatch"
 SHARED = {"records", "errors", "config", "clock", "__init__"}
-ORDER = ["log", "store", "signals", "testing", "detect", "policy", "bench", "cli"]
+ORDER = [
+    "log", "store", "signals", "testing", "detect", "policy",
+    "attribute", "respond", "gateway", "share", "prove", "bench", "cli",
+]  # fmt: skip
 
 
 def _stage(module: str) -> str:

@@ -8,6 +8,7 @@ Exchange-log records (``Exchange``, ``Account``, ``Label``, ``Verdict``) follow
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -112,12 +113,24 @@ class Score(msgspec.Struct, frozen=True, kw_only=True):
     score: float
     signals: tuple[SignalValue, ...]
 
-    def reasons(self, limit: int = 5) -> list[str]:
-        """Explanations of the signals that pushed the score up, strongest first."""
+    def reasons(
+        self, contributions: Mapping[str, float] | None = None, limit: int = 5
+    ) -> list[str]:
+        """Explanations of the signals that pushed the score up, strongest first.
+
+        ``contributions`` (signal id → its term in the score's log-odds, from the scorer)
+        ranks them; without it, raw evidence does.
+        """
+        c = contributions
         up = sorted(
-            (s for s in self.signals if s.available and s.evidence > 0), key=lambda s: -s.evidence
+            (
+                (c.get(s.signal_id, 0.0) if c is not None else s.evidence, s.explanation)
+                for s in self.signals
+                if s.available
+            ),
+            key=lambda x: -x[0],
         )
-        return [s.explanation for s in up[:limit]]
+        return [text for weight, text in up[:limit] if weight > 0]
 
     @property
     def unavailable(self) -> list[str]:

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext
+from distillwatch.signals.base import EvalContext, PopulationTail
 from distillwatch.signals.harvest import (
-    PopulationTail,
     SettingsProfile,
     benign_marker,
     harvest_marker,

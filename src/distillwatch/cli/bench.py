@@ -84,3 +84,48 @@ def detect(
     if record is not None:
         record_section(record, "bench_detect", result.report.markdown.read_text(encoding="utf-8"))
         console.print(f"recorded in {record}")
+
+
+@bench_app.command("calibrate")
+@handle_errors
+def calibrate(
+    scenarios: Annotated[
+        str, typer.Option(help="Comma-separated scenarios whose dev-split traffic to fit on.")
+    ] = "default,evasive",
+    out: Annotated[Path, typer.Option(help="Folder for the generated dev logs.")] = Path(
+        "bench-calibrate"
+    ),
+    write: Annotated[
+        Path, typer.Option(help="Combiner file to write (the engine reads detect/combiner.json).")
+    ] = Path("combiner.json"),
+    seed: Annotated[int, typer.Option(help="Random seed of the simulator.")] = 11,
+    scale: Annotated[float, typer.Option(min=0.001, help="Population multiplier.")] = 1.0,
+    prior: Annotated[
+        float, typer.Option(help="Share of active accounts assumed to distil (sets the intercept).")
+    ] = 0.01,
+) -> None:
+    """Fit the score combiner (non-negative logistic weights per signal) on DEV-split traffic
+    only, with and without prompt text, and write it as JSON."""
+    from distillwatch.bench.calibrate import CalibrateConfig, describe
+    from distillwatch.bench.calibrate import calibrate as run
+
+    console = _console()
+    names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
+    if not names:
+        raise fail("--scenarios names no scenario")
+    cfg = CalibrateConfig(
+        scenarios=names, out=out, write=write, seed=seed, scale=scale, prior=prior
+    )
+    doc = run(cfg, say=lambda msg: console.print(f"[dim]·[/] {msg}"))
+    table = Table(title=f"combiner fitted on {', '.join(names)} (dev split, seed {seed})")
+    for col in ("signal", "weight (full)", "weight (metadata-only)"):
+        table.add_column(col, justify="left" if col == "signal" else "right")
+    for row in describe(doc):
+        table.add_row(*row)
+    console.print(table)
+    for name, m in doc["models"].items():
+        console.print(
+            f"{name}: {m['accounts']} accounts, {m['rows']} snapshots, L2 {m['l2']}, "
+            f"cross-validated snapshot AUC {m['cv_auc_snapshots']}"
+        )
+    console.print(f"written: {write}")

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from distillwatch.clock import to_datetime
-from distillwatch.detect.scoring import LogOddsScorer
+from distillwatch.detect.scoring import LogOddsScorer, default_scorer
 from distillwatch.records import (
     Account,
     Action,
@@ -22,11 +22,17 @@ from distillwatch.records import (
     Exchange,
     PolicyRef,
     Score,
+    SignalValue,
     Verdict,
 )
 from distillwatch.signals.base import EvalContext, Signal
 
 DEFAULT_TIER = "unknown"
+DENSE_EXCHANGES = 64
+"""An account is re-scored after every one of its first this-many exchanges."""
+SPARSE_SHIFT = 5
+"""Past ``DENSE_EXCHANGES``, an account with *n* exchanges is re-scored every
+``2**(floor(log2 n) - SPARSE_SHIFT)`` exchanges: at most ~3 % of its volume late."""
 
 
 class Decider(Protocol):
@@ -40,6 +46,23 @@ class Decider(Protocol):
     def ref(self, rule: str) -> PolicyRef: ...
 
 
+class Linker(Protocol):
+    """Cross-account attribution the engine consults (``distillwatch.attribute`` has one).
+
+    The engine tells the linker every exchange and every account's first action; the linker
+    answers with campaign evidence for an account (scored like a signal's) and the
+    account's campaign id. It lives in a later stage, so the engine only knows this shape.
+    """
+
+    def observe(self, exchange: Exchange, t: float) -> None: ...
+
+    def acted(self, account_id: str, action: Action, t: float) -> None: ...
+
+    def evidence(self, account_id: str, now: float) -> SignalValue | None: ...
+
+    def campaign_of(self, account_id: str) -> str | None: ...
+
+
 class AccountState:
     """Everything the engine keeps about one account: O(signals), independent of its volume."""
 
@@ -47,6 +70,8 @@ class AccountState:
         "account",
         "account_id",
         "action",
+        "decision",
+        "due",
         "exchanges",
         "first_action_t",
         "first_action_ts",
@@ -66,6 +91,9 @@ class AccountState:
         self.served = 0
         self.action = Action.ALLOW
         self.rule = "below-thresholds"
+        self.decision: Decision | None = None
+        self.due = 1
+        """The exchange count at which the account is next re-scored (see ``observe``)."""
         self.first_action_t: float | None = None
         self.first_action_ts: datetime | None = None
         self.served_before_action: int | None = None
@@ -80,11 +108,15 @@ class Engine:
         policy: Decider,
         accounts: Mapping[str, Account] | None = None,
         scorer: LogOddsScorer | None = None,
+        linker: Linker | None = None,
+        dense: int = DENSE_EXCHANGES,
     ) -> None:
         self.signals = list(signals)
+        self.linker = linker
+        self.dense = dense
         self.policy = policy
         self.accounts = accounts or {}
-        self.scorer = scorer or LogOddsScorer()
+        self.scorer = scorer or default_scorer()
         for sig in self.signals:  # optional hook: signals that index the accounts table
             bind = getattr(sig, "bind", None)
             if callable(bind):
@@ -109,6 +141,12 @@ class Engine:
         ``first_action_ts`` becomes this exchange's time and ``exchanges_before_action`` the
         number of its exchanges served so far — this one included, since it was served
         before the decision existed.
+
+        Scoring every signal on every exchange would cost more than observing them, so an
+        account is re-scored after each of its first ``dense`` exchanges and then at a
+        cadence that grows with its volume (``SPARSE_SHIFT``); in between, its last decision
+        stands. ``touch`` makes the next exchange re-score (a linker does, when an account's
+        campaign changes).
         """
         t = exchange.ts.timestamp()
         self.observed += 1
@@ -119,12 +157,37 @@ class Engine:
             st.served += 1
         for sig, s in zip(self.signals, st.signal_states, strict=True):
             sig.update(s, exchange, t)
-        decision = self.decide(st, t)
-        if decision.action.enforces and st.first_action_t is None:
-            st.first_action_t = t
-            st.first_action_ts = exchange.ts
-            st.served_before_action = st.served
+        if self.linker is not None:
+            self.linker.observe(exchange, t)
+        decision = st.decision
+        if decision is None or st.exchanges >= st.due:
+            decision = self.decide(st, t)
+            st.decision = decision
+            st.due = st.exchanges + self.cadence(st.exchanges)
+            if decision.action.enforces and st.first_action_t is None:
+                st.first_action_t = t
+                st.first_action_ts = exchange.ts
+                st.served_before_action = st.served
+                if self.linker is not None:
+                    self.linker.acted(st.account_id, decision.action, t)
         return decision
+
+    def cadence(self, exchanges: int) -> int:
+        """Exchanges until an account with ``exchanges`` so far is next re-scored.
+
+        >>> e = Engine([], policy=None)  # type: ignore[arg-type]
+        >>> [e.cadence(n) for n in (1, 64, 65, 128, 1000, 100_000)]
+        [1, 1, 2, 4, 16, 2048]
+        """
+        if exchanges <= self.dense:
+            return 1
+        return max(1, 1 << (exchanges.bit_length() - 1 - SPARSE_SHIFT))
+
+    def touch(self, account_id: str) -> None:
+        """Re-score ``account_id`` at its next exchange (new cross-account evidence)."""
+        st = self.states.get(account_id)
+        if st is not None:
+            st.due = st.exchanges + 1
 
     def observe_batch(self, batch: Iterable[Exchange]) -> None:
         for exchange in batch:
@@ -135,6 +198,10 @@ class Engine:
         values = tuple(
             sig.evaluate(s, ctx) for sig, s in zip(self.signals, st.signal_states, strict=True)
         )
+        if self.linker is not None:
+            linked = self.linker.evidence(st.account_id, now)
+            if linked is not None:
+                values = (*values, linked)
         return Score(account_id=st.account_id, score=self.scorer.score(values), signals=values)
 
     def decide(self, st: AccountState, now: float) -> Decision:
@@ -159,10 +226,10 @@ class Engine:
             account_id=st.account_id,
             score=round(score.score, 6),
             action=action,
-            campaign_id=None,
+            campaign_id=self.linker.campaign_of(st.account_id) if self.linker else None,
             first_action_ts=st.first_action_ts,
             exchanges_before_action=st.served_before_action,
-            reasons=score.reasons(),
+            reasons=score.reasons(self.scorer.contributions(score.signals)),
             evidence=Evidence(
                 exchanges=st.exchanges,
                 signals={v.signal_id: v.value for v in score.signals},

@@ -8,6 +8,7 @@ and the current time, never the future.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -58,6 +59,34 @@ def unavailable(signal: Signal, why: str) -> SignalValue:
     )
 
 
+def sampled(
+    seen: int,
+    exchange_id: str,
+    *,
+    first: int = 4,
+    every: int = 8,
+    slow_after: int = 256,
+    every_slow: int = 32,
+) -> bool:
+    """Whether an account's ``seen``-th prompt (1-based) gets an expensive text feature.
+
+    Per-prompt text features cost more than the rest of an exchange, and a share needs only
+    a sample: an account's first ``first`` prompts, then one in ``every`` up to its
+    ``slow_after``-th, then one in ``every_slow``. Which ones is decided by a CRC of the
+    exchange id, which the provider assigns, so a client cannot place its extraction
+    prompts between samples.
+
+    >>> all(sampled(i, "x") for i in range(1, 5))
+    True
+    >>> round(sum(sampled(5, f"ex_{i}") for i in range(8000)) / 8000, 3)
+    0.125
+    """
+    if seen <= first:
+        return True
+    period = every if seen <= slow_after else every_slow
+    return zlib.crc32(exchange_id.encode()) % period == 0
+
+
 def clip(x: float, lo: float, hi: float) -> float:
     return lo if x < lo else hi if x > hi else x
 
@@ -103,3 +132,83 @@ class PopulationShare:
             if seen >= half:
                 return (i + 0.5) / self.BINS
         return self.prior  # pragma: no cover - counts always sum to accounts
+
+
+class PopulationTail(PopulationShare):
+    """``PopulationShare`` with its median and upper tail cached between refreshes.
+
+    Accounts are moved by bin (``bin_of``; a state remembers its account's bin), so an
+    update that keeps an account in its bin costs one comparison; after ``refresh`` moves
+    that change a bin, ``view()`` recomputes. A prior of ``prior_accounts`` pseudo-accounts
+    (``prior_tail`` of them at share 1, the rest at 0) keeps the tail finite while the
+    population is small.
+
+    >>> p = PopulationTail(prior=0.1, prior_tail=0.1, min_accounts=1, min_n=1)
+    >>> for share in (0.0, 0.0, 0.0, 1.0): p.move(None, share)
+    >>> typical, tails = p.view()
+    >>> round(tails[p.bin_of(0.9)], 3), tails[0]
+    (0.125, 1.0)
+    """
+
+    def __init__(
+        self,
+        prior: float,
+        *,
+        prior_tail: float = 0.15,
+        prior_accounts: float = 20.0,
+        min_accounts: int = 20,
+        min_n: int = 5,
+        refresh: int = 32,
+    ) -> None:
+        super().__init__(prior, min_accounts=min_accounts, min_n=min_n)
+        self.prior_tail = prior_tail
+        self.prior_accounts = prior_accounts
+        self.refresh = refresh
+        self._stale = refresh
+        self.version = 0
+        """Bumped on every refresh: what ``view()`` returns is a function of it."""
+        self._typical = prior
+        self._tail = [1.0] * self.BINS
+
+    def bin_of(self, share: float) -> int:
+        b = int(share * self.BINS)
+        return b if b < self.BINS else self.BINS - 1
+
+    def move(self, old: float | None, new: float) -> None:
+        self.move_bin(-1 if old is None else self.bin_of(old), self.bin_of(new))
+
+    def move_bin(self, old: int, new: int) -> None:
+        """An account moved from bin ``old`` (−1: not counted yet) to bin ``new``."""
+        if old == new:
+            return
+        if old < 0:
+            self.accounts += 1
+        else:
+            self.counts[old] -= 1
+        self.counts[new] += 1
+        self._stale += 1
+
+    def view(self) -> tuple[float, list[float]]:
+        """The typical share and the tail by bin (``tails[bin_of(x)]``: share of accounts ≥ x)."""
+        # small populations change a lot with each account: refresh them more often
+        if self._stale >= self.refresh or self._stale > self.accounts // 4:
+            self._refresh()
+        return self._typical, self._tail
+
+    def _refresh(self) -> None:
+        self._stale = 0
+        self.version += 1
+        self._typical = super().typical()
+        total = self.accounts + self.prior_accounts
+        above, prior_above = 0, self.prior_accounts * self.prior_tail
+        for i in range(self.BINS - 1, 0, -1):
+            above += self.counts[i]
+            self._tail[i] = (above + prior_above) / total
+        self._tail[0] = 1.0
+
+    def typical(self) -> float:
+        return self.view()[0]
+
+    def tail(self, share: float) -> float:
+        """Fraction of accounts (prior included) whose share is at least ``share``'s bin."""
+        return self.view()[1][self.bin_of(share)]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, PopulationShare, clip, unavailable
+from distillwatch.signals.base import EvalContext, PopulationTail, clip, sampled, unavailable
 from distillwatch.signals.registry import register
 from distillwatch.signals.text import last_user_text
 
@@ -53,7 +53,8 @@ _GATE = ("step", "thought", "show", "reason", "think", "walk me", "solution", "d
 
 @dataclass(slots=True)
 class _ShareState:
-    n: int = 0
+    seen: int = 0  # prompts with text
+    n: int = 0  # of which sampled
     hits: int = 0
     counted: float | None = None  # share last reported to the population baseline
 
@@ -64,29 +65,31 @@ class ReasoningShare:
 
     The estimate is shrunk toward the population's typical share (a Beta prior worth
     ``prior_weight`` prompts), so a handful of prompts cannot move it far; the typical share
-    is the median over accounts seen so far (``PopulationShare``), never the future.
+    is the median over accounts seen so far (``PopulationTail``), never the future. Prompts
+    are sampled per account (``base.sampled``): all of the first few, then one in eight.
 
     >>> from datetime import datetime, UTC
     >>> from distillwatch.records import Exchange
     >>> sig = ReasoningShare(); st = sig.new_state()
     >>> ask = {"messages": [{"role": "user", "content": "Solve it step by step: 2+2"}]}
-    >>> e = Exchange(id="1", ts=datetime(2026, 3, 1, tzinfo=UTC), account_id="a", ip="192.0.2.1",
-    ...              model="m", request=ask)
-    >>> for i in range(40): sig.update(st, e, float(i))
+    >>> for i in range(40):
+    ...     e = Exchange(id=f"ex{i}", ts=datetime(2026, 3, 1, tzinfo=UTC), account_id="a",
+    ...                  ip="192.0.2.1", model="m", request=ask)
+    ...     sig.update(st, e, float(i))
     >>> sig.evaluate(st, EvalContext(now=40.0, account=None, tier="free", exchanges=40)).explanation
-    '100 % of 40 prompts demand step-by-step reasoning; typical accounts: 3 %'
+    '100 % of 8 sampled prompts demand step-by-step reasoning; typical accounts: 3 %'
     """
 
     id: ClassVar[str] = "content.reasoning_share"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     family: ClassVar[str] = "content"
     needs_text: ClassVar[bool] = True
-    summary: ClassVar[str] = "share of prompts that demand step-by-step reasoning"
+    summary: ClassVar[str] = "share of (sampled) prompts that demand step-by-step reasoning"
 
     def __init__(
         self, prior_share: float = 0.03, prior_weight: float = 10.0, max_evidence: float = 3.5
     ) -> None:
-        self.population = PopulationShare(prior=prior_share)
+        self.population = PopulationTail(prior=prior_share)
         self.prior_weight = prior_weight
         self.max_evidence = max_evidence
 
@@ -96,6 +99,9 @@ class ReasoningShare:
     def update(self, state: _ShareState, exchange: Exchange, t: float) -> None:
         text = last_user_text(exchange.request)
         if text is None:
+            return
+        state.seen += 1
+        if not sampled(state.seen, exchange.id):
             return
         state.n += 1
         if demands_reasoning(text):
@@ -119,7 +125,7 @@ class ReasoningShare:
             value=round(share, 4),
             evidence=evidence,
             explanation=(
-                f"{share:.0%} of {state.n} prompts demand step-by-step reasoning; "
+                f"{share:.0%} of {state.n} sampled prompts demand step-by-step reasoning; "
                 f"typical accounts: {typical:.0%}"
             ).replace("%", " %"),
         )

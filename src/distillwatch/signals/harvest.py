@@ -9,9 +9,8 @@ jobs and evaluators send; they count slightly against distillation. These signal
 request parameters only, never prompt text; a log without request bodies leaves them
 unavailable.
 
-``PopulationTail`` (also used by the structure, network and targeting families) is a
-``PopulationShare`` whose median and upper tail are recomputed every few dozen changes
-instead of on every call, so ``evaluate`` stays O(1).
+The population baseline is ``base.PopulationTail``: its median and upper tail are
+recomputed every few dozen changes instead of on every call, so ``evaluate`` stays O(1).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, PopulationShare, unavailable
+from distillwatch.signals.base import EvalContext, PopulationTail, unavailable
 from distillwatch.signals.registry import register
 
 LONG_BUDGET = 8_192
@@ -29,86 +28,6 @@ LONG_BUDGET = 8_192
 LONG_UNCAPPED = 4_096
 """Without a budget, a completion at least this long counts as a long output."""
 _JSON_FORMATS = frozenset({"json_object", "json_schema"})
-
-
-class PopulationTail(PopulationShare):
-    """``PopulationShare`` with its median and upper tail cached between refreshes.
-
-    Accounts are moved by bin (``bin_of``; a state remembers its account's bin), so an
-    update that keeps an account in its bin costs one comparison; after ``refresh`` moves
-    that change a bin, ``view()`` recomputes. A prior of ``prior_accounts`` pseudo-accounts
-    (``prior_tail`` of them at share 1, the rest at 0) keeps the tail finite while the
-    population is small.
-
-    >>> p = PopulationTail(prior=0.1, prior_tail=0.1, min_accounts=1, min_n=1)
-    >>> for share in (0.0, 0.0, 0.0, 1.0): p.move(None, share)
-    >>> typical, tails = p.view()
-    >>> round(tails[p.bin_of(0.9)], 3), tails[0]
-    (0.125, 1.0)
-    """
-
-    def __init__(
-        self,
-        prior: float,
-        *,
-        prior_tail: float = 0.15,
-        prior_accounts: float = 20.0,
-        min_accounts: int = 20,
-        min_n: int = 5,
-        refresh: int = 32,
-    ) -> None:
-        super().__init__(prior, min_accounts=min_accounts, min_n=min_n)
-        self.prior_tail = prior_tail
-        self.prior_accounts = prior_accounts
-        self.refresh = refresh
-        self._stale = refresh
-        self.version = 0
-        """Bumped on every refresh: what ``view()`` returns is a function of it."""
-        self._typical = prior
-        self._tail = [1.0] * self.BINS
-
-    def bin_of(self, share: float) -> int:
-        b = int(share * self.BINS)
-        return b if b < self.BINS else self.BINS - 1
-
-    def move(self, old: float | None, new: float) -> None:
-        self.move_bin(-1 if old is None else self.bin_of(old), self.bin_of(new))
-
-    def move_bin(self, old: int, new: int) -> None:
-        """An account moved from bin ``old`` (−1: not counted yet) to bin ``new``."""
-        if old == new:
-            return
-        if old < 0:
-            self.accounts += 1
-        else:
-            self.counts[old] -= 1
-        self.counts[new] += 1
-        self._stale += 1
-
-    def view(self) -> tuple[float, list[float]]:
-        """The typical share and the tail by bin (``tails[bin_of(x)]``: share of accounts ≥ x)."""
-        # small populations change a lot with each account: refresh them more often
-        if self._stale >= self.refresh or self._stale > self.accounts // 4:
-            self._refresh()
-        return self._typical, self._tail
-
-    def _refresh(self) -> None:
-        self._stale = 0
-        self.version += 1
-        self._typical = super().typical()
-        total = self.accounts + self.prior_accounts
-        above, prior_above = 0, self.prior_accounts * self.prior_tail
-        for i in range(self.BINS - 1, 0, -1):
-            above += self.counts[i]
-            self._tail[i] = (above + prior_above) / total
-        self._tail[0] = 1.0
-
-    def typical(self) -> float:
-        return self.view()[0]
-
-    def tail(self, share: float) -> float:
-        """Fraction of accounts (prior included) whose share is at least ``share``'s bin."""
-        return self.view()[1][self.bin_of(share)]
 
 
 def harvest_marker(request: dict[str, Any], completion_tokens: int | None) -> bool:

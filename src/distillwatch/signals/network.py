@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, clip, unavailable
-from distillwatch.signals.harvest import PopulationTail
+from distillwatch.signals.base import EvalContext, PopulationTail, clip, unavailable
 from distillwatch.signals.registry import register
 
 _MASK = 0xFFFFFFFF

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, unavailable
-from distillwatch.signals.harvest import PopulationTail
+from distillwatch.signals.base import EvalContext, PopulationTail, unavailable
 from distillwatch.signals.registry import register
 
 _EARLIER_TURN_ROLES = frozenset({"assistant", "tool", "function"})

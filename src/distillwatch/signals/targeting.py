@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, unavailable
-from distillwatch.signals.harvest import PopulationTail
+from distillwatch.signals.base import EvalContext, PopulationTail, unavailable
 from distillwatch.signals.registry import register
 
 HOUR = 3_600.0

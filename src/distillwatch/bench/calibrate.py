@@ -1,0 +1,296 @@
+"""``bench calibrate``: fit the score combiner on dev-split traffic (never the test split).
+
+1. generate each scenario's traffic from the **dev** split;
+2. replay it through the engine and record every account's signal evidence at snapshots —
+   after its 10th, 20th, 40th, … exchange and at the end of the log — because the policy
+   acts on the score all along an account's life, not only at the end; again with prompt
+   text removed, for the metadata-only model;
+3. fit a logistic model per evidence set with every weight ≥ 0 (monotone: evidence of
+   distillation never lowers the score), L2 strength chosen by account-grouped
+   cross-validation, each account weighing 1 in total (its snapshots share it) and both
+   classes weighing the same; the intercept is then moved to the stated prior;
+4. write ``combiner.json`` (what ``detect.scoring.LogOddsScorer.load`` reads) with what it
+   was fitted on and its cross-validated figures.
+
+Needs the ``bench`` extra (SciPy).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from distillwatch.bench.run import BenchConfig, _generate, _log, _strip
+from distillwatch.detect import Engine, replay
+from distillwatch.detect.scoring import LogOddsScorer
+from distillwatch.errors import ConfigError
+from distillwatch.log import read_accounts, read_labels
+from distillwatch.policy import load_policy
+from distillwatch.records import Exchange
+from distillwatch.signals import create_signals
+
+SNAPSHOTS = frozenset(10 * 2**k for k in range(12))
+"""Exchange counts at which an account's evidence is recorded (10, 20, 40, …)."""
+L2_GRID = (0.01, 0.1, 1.0, 10.0)
+FOLDS = 4
+Progress = Callable[[str], None]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class Snapshots:
+    """Evidence rows: ``account[i]`` had ``evidence[i]`` (signal id → log-odds) at a point."""
+
+    account: list[str] = field(default_factory=list)
+    evidence: list[dict[str, float]] = field(default_factory=list)
+
+    def add(self, account_id: str, values: Iterable[Any]) -> None:
+        self.account.append(account_id)
+        self.evidence.append({v.signal_id: v.evidence for v in values if v.available})
+
+
+class SnapshotEngine(Engine):
+    """The engine, recording each account's evidence at ``SNAPSHOTS`` and at the end."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.snapshots = Snapshots()
+
+    def observe(self, exchange: Exchange) -> Any:
+        decision = super().observe(exchange)
+        st = self.states[exchange.account_id]
+        if st.exchanges in SNAPSHOTS:
+            self.snapshots.add(st.account_id, self.score(st, exchange.ts.timestamp()).signals)
+        return decision
+
+    def finish(self) -> Snapshots:
+        now = self.last_t or 0.0
+        for st in self.states.values():
+            if st.exchanges:
+                self.snapshots.add(st.account_id, self.score(st, now).signals)
+        return self.snapshots
+
+
+@dataclass
+class Design:
+    """A design matrix over ``features`` with labels and per-row weights."""
+
+    features: list[str]
+    x: FloatArray
+    y: FloatArray
+    weight: FloatArray
+    group: npt.NDArray[np.int64]
+
+
+def design(snapshots: Sequence[Snapshots], labels: Sequence[dict[str, bool]]) -> Design:
+    """Rows of every labelled snapshot; an account's rows share a weight of 1, and each
+    class totals the same weight."""
+    features = sorted({k for s in snapshots for row in s.evidence for k in row})
+    col = {f: i for i, f in enumerate(features)}
+    rows: list[list[float]] = []
+    ys: list[float] = []
+    groups: list[int] = []
+    group_ids: dict[tuple[int, str], int] = {}
+    for i, (snap, lab) in enumerate(zip(snapshots, labels, strict=True)):
+        for account, ev in zip(snap.account, snap.evidence, strict=True):
+            if account not in lab:
+                continue
+            row = [0.0] * len(features)
+            for k, v in ev.items():
+                row[col[k]] = v
+            rows.append(row)
+            ys.append(1.0 if lab[account] else 0.0)
+            groups.append(group_ids.setdefault((i, account), len(group_ids)))
+    if not rows:
+        raise ConfigError("no labelled snapshots to fit on")
+    y = np.asarray(ys)
+    g = np.asarray(groups, dtype=np.int64)
+    per_account = np.bincount(g)
+    w = 1.0 / per_account[g]
+    for cls in (0.0, 1.0):
+        mask = y == cls
+        total = w[mask].sum()
+        if total == 0:
+            raise ConfigError("the dev traffic needs both attack and legitimate accounts")
+        w[mask] *= 0.5 * len(per_account) / total
+    return Design(features, np.asarray(rows), y, w, g)
+
+
+def fit_logistic(
+    x: FloatArray, y: FloatArray, w: FloatArray, l2: float
+) -> tuple[float, FloatArray]:
+    """Weighted logistic regression with non-negative coefficients (L-BFGS-B)."""
+    from scipy.optimize import minimize
+
+    k = x.shape[1]
+    scale = w.sum()
+
+    def loss(theta: FloatArray) -> tuple[float, FloatArray]:
+        b, coef = theta[0], theta[1:]
+        z = b + x @ coef
+        # log(1 + e^z) - y z, stably
+        nll = np.logaddexp(0.0, z) - y * z
+        p = 0.5 * (1.0 + np.tanh(0.5 * z))
+        r = w * (p - y)
+        value = float(w @ nll) / scale + 0.5 * l2 * float(coef @ coef)
+        grad = np.concatenate(([r.sum()], x.T @ r)) / scale
+        grad[1:] += l2 * coef
+        return value, grad
+
+    bounds = [(None, None)] + [(0.0, None)] * k
+    res = minimize(loss, np.zeros(k + 1), jac=True, method="L-BFGS-B", bounds=bounds)
+    return float(res.x[0]), np.asarray(res.x[1:])
+
+
+def _log_loss(x: FloatArray, y: FloatArray, w: FloatArray, b: float, coef: FloatArray) -> float:
+    z = b + x @ coef
+    return float(w @ (np.logaddexp(0.0, z) - y * z) / w.sum())
+
+
+def choose_l2(d: Design) -> tuple[float, dict[str, float]]:
+    """The L2 strength with the lowest account-grouped cross-validated log-loss."""
+    fold = d.group % FOLDS
+    scores: dict[str, float] = {}
+    for l2 in L2_GRID:
+        total = 0.0
+        for k in range(FOLDS):
+            tr, te = fold != k, fold == k
+            b, coef = fit_logistic(d.x[tr], d.y[tr], d.weight[tr], l2)
+            total += _log_loss(d.x[te], d.y[te], d.weight[te], b, coef)
+        scores[str(l2)] = round(total / FOLDS, 5)
+    best = min(L2_GRID, key=lambda v: scores[str(v)])
+    return best, scores
+
+
+def _auc(y: FloatArray, s: FloatArray, w: FloatArray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, s, sample_weight=w))
+
+
+def fit_model(d: Design, text_signals: frozenset[str], metadata: bool) -> dict[str, Any]:
+    """Fit one model (``full`` or ``metadata``) and describe it."""
+    l2, cv = choose_l2(d)
+    b, coef = fit_logistic(d.x, d.y, d.weight, l2)
+    fold = d.group % FOLDS
+    held = np.zeros(len(d.y))
+    for k in range(FOLDS):
+        tr, te = fold != k, fold == k
+        bk, ck = fit_logistic(d.x[tr], d.y[tr], d.weight[tr], l2)
+        held[te] = bk + d.x[te] @ ck
+    weights = {
+        f: round(float(c), 4)
+        for f, c in zip(d.features, coef, strict=True)
+        if not (metadata and f in text_signals)
+    }
+    return {
+        "intercept": round(b, 4),
+        "fitted_prior_logit": 0.0,  # both classes weighed the same: prior 1/2
+        "default_weight": 1.0,
+        "weights": weights,
+        "l2": l2,
+        "cv_log_loss": cv,
+        "cv_auc_snapshots": round(_auc(d.y, held, d.weight), 4),
+        "rows": len(d.y),
+        "accounts": int(d.group.max()) + 1,
+    }
+
+
+@dataclass
+class CalibrateConfig:
+    scenarios: tuple[str, ...]
+    out: Path
+    write: Path
+    seed: int = 11
+    scale: float = 1.0
+    prior: float = 0.01
+    data_dir: Path | None = None
+    use_shared_data: bool = True
+
+
+def _snapshots(
+    log: Callable[[], Iterable[list[Exchange]]], policy: Any, accounts: dict[str, Any]
+) -> Snapshots:
+    engine = replay(log, lambda: SnapshotEngine(create_signals(), policy, accounts)).engine
+    assert isinstance(engine, SnapshotEngine)
+    return engine.finish()
+
+
+def collect(
+    cfg: CalibrateConfig, say: Progress
+) -> tuple[list[Snapshots], list[Snapshots], list[dict[str, bool]]]:
+    """Dev traffic of every scenario, replayed with and without prompt text."""
+    policy = load_policy()
+    full: list[Snapshots] = []
+    meta: list[Snapshots] = []
+    labels: list[dict[str, bool]] = []
+    for name in cfg.scenarios:
+        bc = BenchConfig(
+            scenario=name, out=cfg.out, split="dev", seed=cfg.seed, scale=cfg.scale,
+            data_dir=cfg.data_dir, use_shared_data=cfg.use_shared_data,
+        )  # fmt: skip
+        gen = _generate(bc, "dev", cfg.seed, cfg.scale, say)
+        accounts = read_accounts(gen.accounts_path)
+        labels.append({k: v.label != "legit" for k, v in read_labels(gen.labels_path).items()})
+        log = _log(gen)
+        say(f"replaying {name} (full)")
+        full.append(_snapshots(log, policy, accounts))
+        say(f"replaying {name} (metadata-only)")
+        meta.append(_snapshots(lambda log=log: _strip(log()), policy, accounts))  # type: ignore[misc]
+    return full, meta, labels
+
+
+def calibrate(cfg: CalibrateConfig, say: Progress = lambda _: None) -> dict[str, Any]:
+    """Fit both models and write the combiner file; returns what was written."""
+    if not 0.0 < cfg.prior < 1.0:
+        raise ConfigError(f"--prior must be in (0, 1), got {cfg.prior}")
+    t0 = time.perf_counter()
+    full, meta, labels = collect(cfg, say)
+    text_signals = frozenset(s.id for s in create_signals() if s.needs_text)
+    say("fitting")
+    models = {
+        "full": fit_model(design(full, labels), text_signals, metadata=False),
+        "metadata": fit_model(design(meta, labels), text_signals, metadata=True),
+    }
+    doc = {
+        "format": 1,
+        "prior": cfg.prior,
+        "text_signals": sorted(text_signals),
+        "signal_versions": {s.id: s.version for s in create_signals()},
+        "fitted_on": {
+            "split": "dev",
+            "scenarios": list(cfg.scenarios),
+            "seed": cfg.seed,
+            "scale": cfg.scale,
+            "snapshots": sorted(SNAPSHOTS),
+            "date": datetime.now(UTC).date().isoformat(),
+            "python": platform.python_version(),
+            "seconds": round(time.perf_counter() - t0, 1),
+        },
+        "models": models,
+    }
+    cfg.write.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write.write_bytes(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
+    LogOddsScorer.load(cfg.write)  # what was written must load
+    return doc
+
+
+def describe(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(signal, full weight, metadata weight) rows, heaviest first, for the CLI's table."""
+    full = doc["models"]["full"]["weights"]
+    meta = doc["models"]["metadata"]["weights"]
+    names = sorted(set(full) | set(meta), key=lambda k: -max(full.get(k, 0), meta.get(k, 0)))
+
+    def fmt(x: float | None) -> str:
+        return "—" if x is None else f"{x:.3f}"
+
+    return [(k, fmt(full.get(k)), fmt(meta.get(k))) for k in names]

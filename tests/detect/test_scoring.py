@@ -1,0 +1,123 @@
+"""The combiner: a monotone logistic model over signal evidence, loaded from JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distillwatch.bench.calibrate import Snapshots, design, fit_logistic
+from distillwatch.detect.scoring import DEFAULT_COMBINER, LogOddsScorer
+from distillwatch.errors import ConfigError
+from distillwatch.records import Score, SignalValue
+
+
+def sv(sid: str, evidence: float, available: bool = True) -> SignalValue:
+    return SignalValue(
+        signal_id=sid,
+        version=1,
+        value=None,
+        evidence=evidence,
+        explanation=sid,
+        available=available,
+    )
+
+
+def combiner(tmp_path: Path, **override: object) -> Path:
+    doc = {
+        "format": 1,
+        "prior": 0.01,
+        "text_signals": ["content.x"],
+        "models": {
+            "full": {
+                "intercept": 0.0, "fitted_prior_logit": 0.0,
+                "weights": {"a": 2.0, "content.x": 1.0},
+            },
+            "metadata": {"intercept": 1.0, "fitted_prior_logit": 0.0, "weights": {"a": 3.0}},
+        },
+    }  # fmt: skip
+    doc.update(override)
+    path = tmp_path / "combiner.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_intercept_moves_to_the_stated_prior(tmp_path: Path) -> None:
+    s = LogOddsScorer.load(combiner(tmp_path), prior=0.2)
+    assert s.score([sv("content.x", 0.0)]) == pytest.approx(0.2)
+    assert LogOddsScorer.load(combiner(tmp_path)).score([sv("content.x", 0.0)]) == pytest.approx(
+        0.01
+    )
+
+
+def test_metadata_model_when_no_text_signal_is_available(tmp_path: Path) -> None:
+    s = LogOddsScorer.load(combiner(tmp_path), prior=0.5)
+    with_text = [sv("a", 1.0), sv("content.x", 0.5)]
+    without = [sv("a", 1.0), sv("content.x", 0.0, available=False)]
+    assert s.score(with_text) == pytest.approx(1 / (1 + math.exp(-2.5)))
+    assert s.score(without) == pytest.approx(1 / (1 + math.exp(-4.0)))
+
+
+def test_unknown_signals_get_the_default_weight(tmp_path: Path) -> None:
+    s = LogOddsScorer.load(combiner(tmp_path), prior=0.5)
+    assert s.contributions([sv("content.x", 0.0), sv("new.signal", 0.7)])["new.signal"] == 0.0
+    raw = json.loads(combiner(tmp_path).read_text())
+    raw["models"]["full"]["default_weight"] = 1.0
+    (tmp_path / "c2.json").write_text(json.dumps(raw))
+    s2 = LogOddsScorer.load(tmp_path / "c2.json", prior=0.5)
+    assert s2.contributions([sv("content.x", 0.0), sv("new.signal", 0.7)])["new.signal"] == 0.7
+
+
+def test_negative_weights_and_garbage_are_refused(tmp_path: Path) -> None:
+    bad = combiner(tmp_path)
+    raw = json.loads(bad.read_text())
+    raw["models"]["full"]["weights"]["a"] = -0.5
+    bad.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match="negative weight"):
+        LogOddsScorer.load(bad)
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not a combiner file"):
+        LogOddsScorer.load(bad)
+
+
+def test_reasons_rank_by_weighted_contribution_and_skip_zero_weights() -> None:
+    score = Score(account_id="a", score=0.9, signals=(sv("big", 3.0), sv("small", 1.0)))
+    assert score.reasons() == ["big", "small"]
+    assert score.reasons({"big": 0.0, "small": 0.5}) == ["small"]
+
+
+def test_shipped_combiner_loads_and_is_monotone() -> None:
+    if not DEFAULT_COMBINER.is_file():
+        pytest.skip("no fitted combiner shipped")
+    s = LogOddsScorer.load()
+    assert all(w >= 0 for w in s.full.weights.values())
+    assert all(w >= 0 for w in s.metadata.weights.values())
+
+
+def test_fit_recovers_a_useful_signal_and_clips_a_misleading_one() -> None:
+    rng = np.random.default_rng(0)
+    n = 4000
+    y = (rng.random(n) < 0.3).astype(float)
+    useful = y * 2.0 + rng.normal(0, 1, n)
+    misleading = -y * 1.0 + rng.normal(0, 1, n)  # evidence *against* attackers
+    x = np.column_stack([useful, misleading])
+    _, coef = fit_logistic(x, y, np.ones(n), l2=0.01)
+    assert coef[0] > 1.0
+    assert coef[1] == 0.0  # the monotone constraint holds it at zero, not negative
+
+
+def test_design_weighs_accounts_and_classes_equally() -> None:
+    snap = Snapshots(
+        account=["a", "a", "a", "b", "c"],
+        evidence=[{"s": 1.0}, {"s": 2.0}, {"s": 3.0}, {"s": 0.5}, {"t": 1.0}],
+    )
+    d = design([snap], [{"a": True, "b": False, "c": False}])
+    assert d.features == ["s", "t"]
+    assert d.weight[:3].sum() == pytest.approx(d.weight[3:].sum())
+    assert d.weight[0] == pytest.approx(d.weight[1])
+    assert d.weight[3] == pytest.approx(d.weight[4])
+    with pytest.raises(ConfigError):
+        design([snap], [{"a": True}])
