@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from distillwatch.detect import Engine, replay
+from distillwatch.detect import Engine, LogOddsScorer, replay
 from distillwatch.policy import Policy, policy_from_mapping
 from distillwatch.records import Exchange, Verdict
 from distillwatch.signals import create_signals
@@ -25,8 +25,10 @@ TEXTS = ["hi there", "Solve step by step: 3*7", "Show your work: 12/4", "write a
 
 
 def run(log: Sequence[Exchange], policy: Policy = EAGER) -> dict[str, Verdict]:
+    # hand-set weights: these tests are about causality, not about the shipped combiner
     result = replay(
-        lambda: [sorted(log, key=lambda e: (e.ts, e.id))], lambda: Engine(create_signals(), policy)
+        lambda: [sorted(log, key=lambda e: (e.ts, e.id))],
+        lambda: Engine(create_signals(), policy, scorer=LogOddsScorer()),
     )
     return {v.account_id: v for v in result.verdicts}
 

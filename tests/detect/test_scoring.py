@@ -121,3 +121,14 @@ def test_design_weighs_accounts_and_classes_equally() -> None:
     assert d.weight[3] == pytest.approx(d.weight[4])
     with pytest.raises(ConfigError):
         design([snap], [{"a": True}])
+
+
+def test_cohorts_weigh_by_the_square_root_of_their_size() -> None:
+    accounts = [f"h{i}" for i in range(9)] + ["s", "l1", "l2"]
+    snap = Snapshots(account=accounts, evidence=[{"x": 1.0}] * len(accounts))
+    labels = {a: a[0] in "hs" for a in accounts}
+    cohorts = {**{f"h{i}": "hydra" for i in range(9)}, "s": "scraper", "l1": "chat", "l2": "chat"}
+    d = design([snap], [labels], [cohorts])
+    hydra, scraper = d.weight[:9].sum(), d.weight[9]
+    assert hydra / scraper == pytest.approx(3.0)  # √9 against √1
+    assert d.weight[:10].sum() == pytest.approx(d.weight[10:].sum())

@@ -17,6 +17,7 @@ Needs the ``bench`` extra (SciPy).
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -31,10 +32,10 @@ import numpy.typing as npt
 
 from distillwatch.bench.run import BenchConfig, _generate, _log, _strip
 from distillwatch.detect import Engine, replay
-from distillwatch.detect.scoring import LogOddsScorer
+from distillwatch.detect.scoring import LogOddsScorer, logit
 from distillwatch.errors import ConfigError
 from distillwatch.log import read_accounts, read_labels
-from distillwatch.policy import load_policy
+from distillwatch.policy import Policy, load_policy
 from distillwatch.records import Exchange
 from distillwatch.signals import create_signals
 
@@ -80,6 +81,51 @@ class SnapshotEngine(Engine):
         return self.snapshots
 
 
+class MarginEngine(Engine):
+    """The engine with a fitted prior-free scorer, recording for every account the largest
+    margin ``z − logit(throttle threshold of its tier)`` over its decision points (those
+    past its tier's ``min_exchanges``): with prior π it is acted on iff
+    ``margin + logit(π) ≥ 0`` — one replay gives the whole operating curve."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.margin: dict[str, float] = {}
+
+    def decide(self, st: Any, now: float) -> Any:
+        if self.policy.decide(1.0, tier=st.tier, exchanges=st.exchanges)[0].enforces:
+            values = self.score(st, now).signals
+            z = self.scorer.model_for(values).z(values)
+            assert isinstance(self.policy, Policy)
+            m = z - logit(self.policy.thresholds(st.tier)["throttle"])
+            if m > self.margin.get(st.account_id, -math.inf):
+                self.margin[st.account_id] = m
+        return super().decide(st, now)
+
+
+PRIOR_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05)
+"""Priors tried; 5 % of active accounts distilling is already far above any reported share."""
+
+
+def operating_curve(
+    margins: Sequence[dict[str, float]], labels: Sequence[dict[str, bool]]
+) -> list[dict[str, float]]:
+    """FPR and recall over ``PRIOR_GRID`` from per-account margins (accounts never past
+    ``min_exchanges`` count as not acted on)."""
+    legit = [m.get(a, -math.inf) for m, lab in zip(margins, labels, strict=True)
+             for a, bad in lab.items() if not bad]  # fmt: skip
+    attack = [m.get(a, -math.inf) for m, lab in zip(margins, labels, strict=True)
+              for a, bad in lab.items() if bad]  # fmt: skip
+    out = []
+    for prior in PRIOR_GRID:
+        cut = -logit(prior)
+        out.append({
+            "prior": prior,
+            "fpr": sum(x >= cut for x in legit) / max(1, len(legit)),
+            "recall": sum(x >= cut for x in attack) / max(1, len(attack)),
+        })  # fmt: skip
+    return out
+
+
 @dataclass
 class Design:
     """A design matrix over ``features`` with labels and per-row weights."""
@@ -90,16 +136,46 @@ class Design:
     weight: FloatArray
     group: npt.NDArray[np.int64]
 
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path, x=self.x, y=self.y, weight=self.weight, group=self.group,
+            features=np.asarray(self.features),
+        )  # fmt: skip
 
-def design(snapshots: Sequence[Snapshots], labels: Sequence[dict[str, bool]]) -> Design:
-    """Rows of every labelled snapshot; an account's rows share a weight of 1, and each
-    class totals the same weight."""
+    @classmethod
+    def load(cls, path: Path) -> Design:
+        with np.load(path, allow_pickle=False) as z:
+            return cls([str(f) for f in z["features"]], z["x"], z["y"], z["weight"], z["group"])
+
+    def without(self, drop: Iterable[str]) -> Design:
+        """The same rows without the columns of the signals in ``drop``."""
+        gone = set(drop)
+        keep = [i for i, f in enumerate(self.features) if f not in gone]
+        return Design([self.features[i] for i in keep], self.x[:, keep], self.y, self.weight,
+                      self.group)  # fmt: skip
+
+
+def design(
+    snapshots: Sequence[Snapshots],
+    labels: Sequence[dict[str, bool]],
+    cohorts: Sequence[dict[str, str]] | None = None,
+) -> Design:
+    """Rows of every labelled snapshot, weighted so that no one population dominates.
+
+    An account's rows share its weight. ``cohorts`` name each account's population (an
+    attack campaign, a legitimate profile): a cohort of *n* accounts weighs ``√n`` in all,
+    so 300 hydra accounts cannot drown one scraper and 3,000 chat users cannot drown a
+    dozen researchers, yet a large cohort still counts for more. Each class totals the
+    same weight.
+    """
     features = sorted({k for s in snapshots for row in s.evidence for k in row})
     col = {f: i for i, f in enumerate(features)}
     rows: list[list[float]] = []
     ys: list[float] = []
     groups: list[int] = []
     group_ids: dict[tuple[int, str], int] = {}
+    cohort_of: dict[int, tuple[int, str]] = {}
     for i, (snap, lab) in enumerate(zip(snapshots, labels, strict=True)):
         for account, ev in zip(snap.account, snap.evidence, strict=True):
             if account not in lab:
@@ -109,13 +185,19 @@ def design(snapshots: Sequence[Snapshots], labels: Sequence[dict[str, bool]]) ->
                 row[col[k]] = v
             rows.append(row)
             ys.append(1.0 if lab[account] else 0.0)
-            groups.append(group_ids.setdefault((i, account), len(group_ids)))
+            gid = group_ids.setdefault((i, account), len(group_ids))
+            groups.append(gid)
+            cohort_of[gid] = (i, cohorts[i].get(account, account) if cohorts else account)
     if not rows:
         raise ConfigError("no labelled snapshots to fit on")
     y = np.asarray(ys)
     g = np.asarray(groups, dtype=np.int64)
     per_account = np.bincount(g)
-    w = 1.0 / per_account[g]
+    size: dict[tuple[int, str], int] = {}
+    for c in cohort_of.values():
+        size[c] = size.get(c, 0) + 1
+    account_weight = np.array([size[cohort_of[a]] ** -0.5 for a in range(len(per_account))])
+    w = account_weight[g] / per_account[g]
     for cls in (0.0, 1.0):
         mask = y == cls
         total = w[mask].sum()
@@ -212,76 +294,144 @@ class CalibrateConfig:
     write: Path
     seed: int = 11
     scale: float = 1.0
-    prior: float = 0.01
+    prior: float | None = None
+    """Share of active accounts assumed to distil; None: chosen on dev (``max_fpr``)."""
+    max_fpr: float = 0.0005
     data_dir: Path | None = None
     use_shared_data: bool = True
 
 
-def _snapshots(
-    log: Callable[[], Iterable[list[Exchange]]], policy: Any, accounts: dict[str, Any]
-) -> Snapshots:
-    engine = replay(log, lambda: SnapshotEngine(create_signals(), policy, accounts)).engine
-    assert isinstance(engine, SnapshotEngine)
-    return engine.finish()
+@dataclass
+class DevLog:
+    """One scenario's dev traffic: its log (as a re-openable source), accounts and labels."""
+
+    name: str
+    log: Callable[[], Iterable[list[Exchange]]]
+    accounts: dict[str, Any]
+    labels: dict[str, bool]
+    cohorts: dict[str, str]
+    """Account → its population: attack campaign id, or legitimate profile."""
+
+    def source(self, metadata_only: bool) -> Callable[[], Iterable[list[Exchange]]]:
+        log = self.log
+        return (lambda: _strip(log())) if metadata_only else log
 
 
-def collect(
-    cfg: CalibrateConfig, say: Progress
-) -> tuple[list[Snapshots], list[Snapshots], list[dict[str, bool]]]:
-    """Dev traffic of every scenario, replayed with and without prompt text."""
-    policy = load_policy()
-    full: list[Snapshots] = []
-    meta: list[Snapshots] = []
-    labels: list[dict[str, bool]] = []
+def generate_dev(cfg: CalibrateConfig, say: Progress) -> list[DevLog]:
+    out = []
     for name in cfg.scenarios:
         bc = BenchConfig(
             scenario=name, out=cfg.out, split="dev", seed=cfg.seed, scale=cfg.scale,
             data_dir=cfg.data_dir, use_shared_data=cfg.use_shared_data,
         )  # fmt: skip
         gen = _generate(bc, "dev", cfg.seed, cfg.scale, say)
-        accounts = read_accounts(gen.accounts_path)
-        labels.append({k: v.label != "legit" for k, v in read_labels(gen.labels_path).items()})
-        log = _log(gen)
-        say(f"replaying {name} (full)")
-        full.append(_snapshots(log, policy, accounts))
-        say(f"replaying {name} (metadata-only)")
-        meta.append(_snapshots(lambda log=log: _strip(log()), policy, accounts))  # type: ignore[misc]
-    return full, meta, labels
+        raw = read_labels(gen.labels_path)
+        labels = {k: v.label != "legit" for k, v in raw.items()}
+        cohorts = {k: f"{v.label}:{v.campaign_id or v.profile or k}" for k, v in raw.items()}
+        out.append(DevLog(name, _log(gen), read_accounts(gen.accounts_path), labels, cohorts))
+    return out
+
+
+def _factory(
+    cls: type[Engine], policy: Policy, accounts: dict[str, Any], **kwargs: Any
+) -> Callable[[], Engine]:
+    """A fresh engine (fresh signals) per call: ``replay`` may need a second pass."""
+    return lambda: cls(create_signals(), policy, accounts, **kwargs)
+
+
+def collect(logs: Sequence[DevLog], say: Progress) -> dict[str, list[Snapshots]]:
+    """Every dev log replayed with and without prompt text, evidence at snapshots."""
+    policy = load_policy()
+    snaps: dict[str, list[Snapshots]] = {"full": [], "metadata": []}
+    for dev in logs:
+        for kind, snap in snaps.items():
+            say(f"replaying {dev.name} ({kind})")
+            source = dev.source(metadata_only=kind == "metadata")
+            engine = replay(source, _factory(SnapshotEngine, policy, dev.accounts)).engine
+            assert isinstance(engine, SnapshotEngine)
+            snap.append(engine.finish())
+    return snaps
+
+
+def margins(
+    logs: Sequence[DevLog], scorer: LogOddsScorer, metadata_only: bool
+) -> list[dict[str, float]]:
+    """Per dev log, every account's largest decision margin under ``scorer`` (prior ½)."""
+    policy = load_policy()
+    out = []
+    for dev in logs:
+        engine = replay(
+            dev.source(metadata_only),
+            _factory(MarginEngine, policy, dev.accounts, scorer=scorer),
+        ).engine
+        assert isinstance(engine, MarginEngine)
+        out.append(engine.margin)
+    return out
+
+
+def choose_prior(curves: dict[str, list[dict[str, float]]], max_fpr: float) -> float:
+    """The largest prior on the grid at which every model's dev FPR is within ``max_fpr``."""
+    ok = [
+        row["prior"]
+        for i, row in enumerate(curves["full"])
+        if all(c[i]["fpr"] <= max_fpr for c in curves.values())
+    ]
+    return max(ok) if ok else PRIOR_GRID[0]
 
 
 def calibrate(cfg: CalibrateConfig, say: Progress = lambda _: None) -> dict[str, Any]:
-    """Fit both models and write the combiner file; returns what was written."""
-    if not 0.0 < cfg.prior < 1.0:
+    """Fit both models, choose the prior, write the combiner file; returns what was written."""
+    if cfg.prior is not None and not 0.0 < cfg.prior < 1.0:
         raise ConfigError(f"--prior must be in (0, 1), got {cfg.prior}")
     t0 = time.perf_counter()
-    full, meta, labels = collect(cfg, say)
+    logs = generate_dev(cfg, say)
+    snaps = collect(logs, say)
+    labels = [dev.labels for dev in logs]
     text_signals = frozenset(s.id for s in create_signals() if s.needs_text)
     say("fitting")
+    cohorts = [dev.cohorts for dev in logs]
+    designs = {name: design(s, labels, cohorts) for name, s in snaps.items()}
+    for name, d in designs.items():  # kept for refits (bench/ablation.py)
+        d.save(cfg.out / f"design-{name}.npz")
     models = {
-        "full": fit_model(design(full, labels), text_signals, metadata=False),
-        "metadata": fit_model(design(meta, labels), text_signals, metadata=True),
+        name: fit_model(d, text_signals, metadata=name == "metadata") for name, d in designs.items()
     }
-    doc = {
+    doc: dict[str, Any] = {
         "format": 1,
-        "prior": cfg.prior,
+        "prior": 0.5,
         "text_signals": sorted(text_signals),
         "signal_versions": {s.id: s.version for s in create_signals()},
-        "fitted_on": {
-            "split": "dev",
-            "scenarios": list(cfg.scenarios),
-            "seed": cfg.seed,
-            "scale": cfg.scale,
-            "snapshots": sorted(SNAPSHOTS),
-            "date": datetime.now(UTC).date().isoformat(),
-            "python": platform.python_version(),
-            "seconds": round(time.perf_counter() - t0, 1),
-        },
         "models": models,
     }
-    cfg.write.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write.write_bytes(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
-    LogOddsScorer.load(cfg.write)  # what was written must load
+    _write(cfg.write, doc)
+    even = LogOddsScorer.load(cfg.write)
+    curves = {}
+    for name in models:
+        say(f"operating curve on dev ({name})")
+        curves[name] = operating_curve(margins(logs, even, name == "metadata"), labels)
+    doc["prior"] = cfg.prior if cfg.prior is not None else choose_prior(curves, cfg.max_fpr)
+    doc["operating_curve_dev"] = curves
+    doc["fitted_on"] = {
+        "split": "dev",
+        "scenarios": list(cfg.scenarios),
+        "seed": cfg.seed,
+        "scale": cfg.scale,
+        "snapshots": sorted(SNAPSHOTS),
+        "prior_rule": "given"
+        if cfg.prior is not None
+        else f"largest with dev FPR <= {cfg.max_fpr}",
+        "date": datetime.now(UTC).date().isoformat(),
+        "python": platform.python_version(),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    _write(cfg.write, doc)
     return doc
+
+
+def _write(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n")
+    LogOddsScorer.load(path)  # what was written must load
 
 
 def describe(doc: dict[str, Any]) -> list[tuple[str, str, str]]:

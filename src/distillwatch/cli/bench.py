@@ -101,8 +101,15 @@ def calibrate(
     seed: Annotated[int, typer.Option(help="Random seed of the simulator.")] = 11,
     scale: Annotated[float, typer.Option(min=0.001, help="Population multiplier.")] = 1.0,
     prior: Annotated[
-        float, typer.Option(help="Share of active accounts assumed to distil (sets the intercept).")
-    ] = 0.01,
+        float | None,
+        typer.Option(
+            help="Share of active accounts assumed to distil (sets the intercept); default: the "
+            "largest at which the dev split's FPR stays within --max-fpr."
+        ),
+    ] = None,
+    max_fpr: Annotated[
+        float, typer.Option(help="FPR ceiling on dev when choosing the prior.")
+    ] = 0.0005,
 ) -> None:
     """Fit the score combiner (non-negative logistic weights per signal) on DEV-split traffic
     only, with and without prompt text, and write it as JSON."""
@@ -114,8 +121,9 @@ def calibrate(
     if not names:
         raise fail("--scenarios names no scenario")
     cfg = CalibrateConfig(
-        scenarios=names, out=out, write=write, seed=seed, scale=scale, prior=prior
-    )
+        scenarios=names, out=out, write=write, seed=seed, scale=scale, prior=prior,
+        max_fpr=max_fpr,
+    )  # fmt: skip
     doc = run(cfg, say=lambda msg: console.print(f"[dim]·[/] {msg}"))
     table = Table(title=f"combiner fitted on {', '.join(names)} (dev split, seed {seed})")
     for col in ("signal", "weight (full)", "weight (metadata-only)"):
@@ -128,4 +136,4 @@ def calibrate(
             f"{name}: {m['accounts']} accounts, {m['rows']} snapshots, L2 {m['l2']}, "
             f"cross-validated snapshot AUC {m['cv_auc_snapshots']}"
         )
-    console.print(f"written: {write}")
+    console.print(f"prior {doc['prior']} ({doc['fitted_on']['prior_rule']}); written: {write}")

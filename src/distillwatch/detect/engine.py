@@ -112,6 +112,7 @@ class Engine:
         dense: int = DENSE_EXCHANGES,
     ) -> None:
         self.signals = list(signals)
+        self._updates = [sig.update for sig in self.signals]  # bound once: the hot loop
         self.linker = linker
         self.dense = dense
         self.policy = policy
@@ -155,8 +156,8 @@ class Engine:
         st.exchanges += 1
         if exchange.served:
             st.served += 1
-        for sig, s in zip(self.signals, st.signal_states, strict=True):
-            sig.update(s, exchange, t)
+        for update, s in zip(self._updates, st.signal_states):
+            update(s, exchange, t)
         if self.linker is not None:
             self.linker.observe(exchange, t)
         decision = st.decision

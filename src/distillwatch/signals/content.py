@@ -53,7 +53,7 @@ _GATE = ("step", "thought", "show", "reason", "think", "walk me", "solution", "d
 
 @dataclass(slots=True)
 class _ShareState:
-    seen: int = 0  # prompts with text
+    seen: int = 0  # exchanges with a request body
     n: int = 0  # of which sampled
     hits: int = 0
     counted: float | None = None  # share last reported to the population baseline
@@ -97,11 +97,13 @@ class ReasoningShare:
         return _ShareState()
 
     def update(self, state: _ShareState, exchange: Exchange, t: float) -> None:
-        text = last_user_text(exchange.request)
-        if text is None:
+        if exchange.request is None:
             return
         state.seen += 1
         if not sampled(state.seen, exchange.id):
+            return
+        text = last_user_text(exchange.request)
+        if text is None:
             return
         state.n += 1
         if demands_reasoning(text):
