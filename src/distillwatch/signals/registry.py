@@ -42,6 +42,7 @@ def _load_builtin() -> None:
         signup,
         structure,
         targeting,
+        templates,
         timing,
         volume,
     )
