@@ -156,7 +156,7 @@ class Engine:
         st.exchanges += 1
         if exchange.served:
             st.served += 1
-        for update, s in zip(self._updates, st.signal_states):
+        for update, s in zip(self._updates, st.signal_states, strict=True):
             update(s, exchange, t)
         if self.linker is not None:
             self.linker.observe(exchange, t)
