@@ -275,6 +275,42 @@ def demo(
     run_demo(console, out=out, seed=seed, scale=scale, top=top)
 
 
+@app.command()
+@handle_errors
+def serve(
+    upstream: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible upstream base URL, e.g. http://127.0.0.1:8000/v1."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="Gateway config (YAML or JSON).")] = None,
+    keys: Annotated[
+        Path | None, typer.Option(help="API keys file: key → account (YAML or JSON).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port to listen on.")] = None,
+    log_dir: Annotated[
+        Path | None, typer.Option(help="Folder of the exchange log (JSONL segments).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the gateway: proxy an OpenAI-compatible API, log every exchange, enforce the policy.
+
+    See docs/gateway.md for the config file, the actions and the durability guarantee.
+    """
+    from distillwatch.cli.serve import run_serve
+
+    run_serve(
+        console,
+        upstream=upstream,
+        config=config,
+        keys=keys,
+        host=host,
+        port=port,
+        log_dir=log_dir,
+        log_level=log_level,
+    )
+
+
 def _register_subcommands() -> None:
     from distillwatch.cli.bench import bench_app
 

@@ -1,0 +1,34 @@
+"""Run the gateway under uvicorn (one worker; run several behind a balancer to scale)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from distillwatch.gateway.app import create_app
+from distillwatch.gateway.config import GatewayConfig
+
+
+def serve(
+    config: GatewayConfig,
+    *,
+    log_level: str = "info",
+    access_log: bool = False,
+    announce: Callable[[], None] | None = None,
+) -> None:
+    """Build the app (config problems surface here, before the port opens) and serve it."""
+    import uvicorn
+
+    app = create_app(config)
+    if announce is not None:
+        announce()
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
