@@ -132,3 +132,21 @@ def test_cohorts_weigh_by_the_square_root_of_their_size() -> None:
     hydra, scraper = d.weight[:9].sum(), d.weight[9]
     assert hydra / scraper == pytest.approx(3.0)  # √9 against √1
     assert d.weight[:10].sum() == pytest.approx(d.weight[10:].sum())
+
+
+def test_operating_curve_and_prior_choice() -> None:
+    from distillwatch.bench.calibrate import PRIOR_GRID, choose_prior, operating_curve
+    from distillwatch.detect.scoring import logit
+
+    # acted on with prior π iff margin + logit(π) >= 0
+    margins = {"l1": 2.5, "l2": -9.0, "a1": 6.0, "a2": 3.5}
+    labels = {"l1": False, "l2": False, "a1": True, "a2": True, "a3": True}  # a3 never decided
+    curve = operating_curve([margins], [labels])
+    assert [row["prior"] for row in curve] == list(PRIOR_GRID)
+    for row in curve:
+        cut = -logit(row["prior"])
+        assert row["fpr"] == (0.5 if cut <= 2.5 else 0.0)
+        assert row["recall"] == pytest.approx(sum(m >= cut for m in (6.0, 3.5)) / 3)
+    chosen = choose_prior({"full": curve, "metadata": curve}, max_fpr=0.0)
+    assert 2.5 + logit(chosen) < 0  # the legitimate account stays below the cut
+    assert chosen == max(p for p in PRIOR_GRID if 2.5 + logit(p) < 0)
