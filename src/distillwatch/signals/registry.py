@@ -38,6 +38,7 @@ def _load_builtin() -> None:
     from distillwatch.signals import (  # noqa: F401
         content,
         harvest,
+        intent,
         network,
         signup,
         structure,
