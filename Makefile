@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install distillwatch with its dev tools
 
-demo: $(STAMP)  ## generate a small realistic log from real prompts, scan it, print the table
-	$(BIN)/distillwatch demo --out demo-out
+demo: $(STAMP)  ## simulate a log from real prompts, scan it, then replay it live through the gateway
+	$(BIN)/distillwatch demo --out demo-out --live
 
 test: lint typecheck unit  ## everything CI checks
 

@@ -3,8 +3,9 @@
 For every family, the combiner is refitted on the dev-split evidence *without* that family
 (``distillwatch bench calibrate`` keeps the evidence matrices) and the test-split log is
 replayed with the family's signals removed — with prompt text and metadata-only. Two more
-rows justify the combiner itself: all signals with hand-set weights (every weight 1, prior
-1 %: the naive-Bayes sum) against the fitted weights.
+rows: campaign attribution off (its evidence refitted away too), and all signals with
+hand-set weights (every weight 1, prior 1 %: the naive-Bayes sum) against the fitted
+weights, which justifies the combiner itself.
 
     distillwatch bench calibrate --out bench-calibrate --write src/distillwatch/detect/combiner.json
     python bench/ablation.py --calibration bench-calibrate --record docs/benchmarks.md
@@ -20,12 +21,13 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from distillwatch.attribute.factory import engine_factory
 from distillwatch.bench import run as bench_run
 from distillwatch.bench.calibrate import Design, fit_model
 from distillwatch.bench.metric_records import Metrics
 from distillwatch.bench.metrics import activity, evaluate
 from distillwatch.bench.sections import record_section
-from distillwatch.detect import Engine, replay
+from distillwatch.detect import replay
 from distillwatch.detect.scoring import LogOddsScorer
 from distillwatch.log import read_accounts, read_exchanges, read_labels
 from distillwatch.policy import load_policy
@@ -34,6 +36,8 @@ from distillwatch.signals import create_signals
 from distillwatch.signals.base import Signal
 
 ROOT = Path(__file__).resolve().parents[1]
+CAMPAIGN = "campaign.link"
+"""The id under which campaign attribution's evidence enters the score."""
 
 
 def fitted_scorer(
@@ -59,10 +63,12 @@ def run_one(
     labels: dict[str, Any],
     act: Any,
     name: str,
+    campaigns: bool,
 ) -> Metrics:
-    policy = load_policy()
-    verdicts = replay(log, lambda: Engine(signals(), policy, accounts, scorer=scorer)).verdicts
-    return evaluate(verdicts, labels, act, system=name)
+    factory = engine_factory(
+        load_policy(), accounts, campaigns=campaigns, signals=signals, scorer=scorer
+    )
+    return evaluate(replay(log, factory).verdicts, labels, act, system=name)
 
 
 def pct(x: float | None) -> str:
@@ -102,8 +108,9 @@ def main() -> None:
     act = activity(log())
     rows: list[tuple[str, Metrics, Metrics]] = []
     variants: list[tuple[str, set[str], LogOddsScorer | None]] = [
-        ("all signals, fitted combiner", set(), None),
-        ("all signals, hand-set weights (1 each, prior 1 %)", set(), LogOddsScorer(args.prior)),
+        ("all signals and campaigns, fitted combiner", set(), None),
+        ("all, hand-set weights (1 each, prior 1 %)", set(), LogOddsScorer(args.prior)),
+        ("without campaign attribution", {CAMPAIGN}, None),
     ]
     variants += [(f"without {fam}", ids, None) for fam, ids in sorted(families.items())]
     t0 = time.perf_counter()
@@ -114,8 +121,9 @@ def main() -> None:
         def signals(drop: set[str] = drop) -> list[Signal]:
             return [s for s in create_signals() if s.id not in drop]
 
-        full = run_one(log, signals, scorer, accounts, labels, act, name)
-        meta = run_one(stripped, signals, scorer, accounts, labels, act, name)
+        linked = CAMPAIGN not in drop
+        full = run_one(log, signals, scorer, accounts, labels, act, name, linked)
+        meta = run_one(stripped, signals, scorer, accounts, labels, act, name, linked)
         rows.append((name, full, meta))
     seconds = time.perf_counter() - t0
 

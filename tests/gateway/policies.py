@@ -24,7 +24,9 @@ class FixedPolicy:
         self.fail = fail
         self.sleep_s = sleep_s
 
-    def decide(self, score: float, *, tier: str | None, exchanges: int) -> tuple[Action, str]:
+    def decide(
+        self, score: float, *, tier: str | None, exchanges: int, campaign: bool = False
+    ) -> tuple[Action, str]:
         if self.fail:
             raise RuntimeError("policy exploded")
         if self.sleep_s:

@@ -19,7 +19,7 @@ def test_serve_rejects_a_bad_upstream() -> None:
 
 def test_serve_needs_a_keys_file(tmp_path: Path) -> None:
     r = runner.invoke(app, ["serve", "--upstream", "http://127.0.0.1:9/v1"])
-    assert r.exit_code == 2 and "no API keys file" in r.output
+    assert r.exit_code == 2 and "no API keys: set `keys` (a file) or `keys_store`" in r.output
     r = runner.invoke(
         app, ["serve", "--upstream", "http://127.0.0.1:9/v1", "--keys", str(tmp_path / "k.yaml")]
     )

@@ -395,3 +395,38 @@ def test_hash_changes_with_any_value(tmp_path: Path) -> None:
     ]:
         changed = load_policy(write(tmp_path, BASE.replace(old, new), "b.yaml"))
         assert changed.hash != base, (old, new)
+
+
+# -- campaign_min_exchanges ------------------------------------------------------------
+
+
+def test_campaign_min_exchanges_lets_linked_accounts_be_acted_on_sooner() -> None:
+    policy = policy_from_mapping(mapping(campaign_min_exchanges=3))
+    assert policy.decide(0.99, tier=None, exchanges=3) == (Action.MONITOR, "min_exchanges")
+    assert policy.decide(0.99, tier=None, exchanges=3, campaign=True) == (
+        Action.BLOCK,
+        "thresholds.block",
+    )
+    assert policy.decide(0.99, tier=None, exchanges=2, campaign=True) == (
+        Action.MONITOR,
+        "campaign_min_exchanges",
+    )
+    # never later than the policy's own minimum
+    late = policy_from_mapping(mapping(min_exchanges=2, campaign_min_exchanges=10))
+    assert late.decide(0.99, tier=None, exchanges=2, campaign=True)[0] is Action.BLOCK
+
+
+def test_campaign_min_exchanges_unset_changes_nothing() -> None:
+    plain = policy_from_mapping(mapping())
+    assert plain.decide(0.99, tier=None, exchanges=3, campaign=True) == (
+        Action.MONITOR,
+        "min_exchanges",
+    )
+    assert policy_from_mapping(mapping(campaign_min_exchanges=None)).hash == plain.hash
+    assert policy_from_mapping(mapping(campaign_min_exchanges=3)).hash != plain.hash
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, "3"])
+def test_campaign_min_exchanges_is_validated(value: object) -> None:
+    with pytest.raises(PolicyError, match="campaign_min_exchanges"):
+        policy_from_mapping(mapping(campaign_min_exchanges=value))

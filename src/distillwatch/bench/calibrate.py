@@ -30,6 +30,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from distillwatch.attribute.factory import engine_factory
 from distillwatch.bench.run import BenchConfig, _generate, _log, _strip
 from distillwatch.detect import Engine, replay
 from distillwatch.detect.scoring import LogOddsScorer, logit
@@ -297,6 +298,8 @@ class CalibrateConfig:
     prior: float | None = None
     """Share of active accounts assumed to distil; None: chosen on dev (``max_fpr``)."""
     max_fpr: float = 0.0005
+    campaigns: bool = True
+    """Fit with campaign attribution on, so its evidence gets a weight like a signal's."""
     data_dir: Path | None = None
     use_shared_data: bool = True
 
@@ -332,14 +335,9 @@ def generate_dev(cfg: CalibrateConfig, say: Progress) -> list[DevLog]:
     return out
 
 
-def _factory(
-    cls: type[Engine], policy: Policy, accounts: dict[str, Any], **kwargs: Any
-) -> Callable[[], Engine]:
-    """A fresh engine (fresh signals) per call: ``replay`` may need a second pass."""
-    return lambda: cls(create_signals(), policy, accounts, **kwargs)
-
-
-def collect(logs: Sequence[DevLog], say: Progress) -> dict[str, list[Snapshots]]:
+def collect(
+    logs: Sequence[DevLog], say: Progress, campaigns: bool = True
+) -> dict[str, list[Snapshots]]:
     """Every dev log replayed with and without prompt text, evidence at snapshots."""
     policy = load_policy()
     snaps: dict[str, list[Snapshots]] = {"full": [], "metadata": []}
@@ -347,14 +345,17 @@ def collect(logs: Sequence[DevLog], say: Progress) -> dict[str, list[Snapshots]]
         for kind, snap in snaps.items():
             say(f"replaying {dev.name} ({kind})")
             source = dev.source(metadata_only=kind == "metadata")
-            engine = replay(source, _factory(SnapshotEngine, policy, dev.accounts)).engine
+            engine = replay(
+                source,
+                engine_factory(policy, dev.accounts, campaigns=campaigns, cls=SnapshotEngine),
+            ).engine
             assert isinstance(engine, SnapshotEngine)
             snap.append(engine.finish())
     return snaps
 
 
 def margins(
-    logs: Sequence[DevLog], scorer: LogOddsScorer, metadata_only: bool
+    logs: Sequence[DevLog], scorer: LogOddsScorer, metadata_only: bool, campaigns: bool = True
 ) -> list[dict[str, float]]:
     """Per dev log, every account's largest decision margin under ``scorer`` (prior ½)."""
     policy = load_policy()
@@ -362,7 +363,9 @@ def margins(
     for dev in logs:
         engine = replay(
             dev.source(metadata_only),
-            _factory(MarginEngine, policy, dev.accounts, scorer=scorer),
+            engine_factory(
+                policy, dev.accounts, campaigns=campaigns, cls=MarginEngine, scorer=scorer
+            ),
         ).engine
         assert isinstance(engine, MarginEngine)
         out.append(engine.margin)
@@ -385,7 +388,7 @@ def calibrate(cfg: CalibrateConfig, say: Progress = lambda _: None) -> dict[str,
         raise ConfigError(f"--prior must be in (0, 1), got {cfg.prior}")
     t0 = time.perf_counter()
     logs = generate_dev(cfg, say)
-    snaps = collect(logs, say)
+    snaps = collect(logs, say, cfg.campaigns)
     labels = [dev.labels for dev in logs]
     text_signals = frozenset(s.id for s in create_signals() if s.needs_text)
     say("fitting")
@@ -408,7 +411,9 @@ def calibrate(cfg: CalibrateConfig, say: Progress = lambda _: None) -> dict[str,
     curves = {}
     for name in models:
         say(f"operating curve on dev ({name})")
-        curves[name] = operating_curve(margins(logs, even, name == "metadata"), labels)
+        curves[name] = operating_curve(
+            margins(logs, even, name == "metadata", cfg.campaigns), labels
+        )
     doc["prior"] = cfg.prior if cfg.prior is not None else choose_prior(curves, cfg.max_fpr)
     doc["operating_curve_dev"] = curves
     doc["fitted_on"] = {
@@ -416,6 +421,7 @@ def calibrate(cfg: CalibrateConfig, say: Progress = lambda _: None) -> dict[str,
         "scenarios": list(cfg.scenarios),
         "seed": cfg.seed,
         "scale": cfg.scale,
+        "campaigns": cfg.campaigns,
         "snapshots": sorted(SNAPSHOTS),
         "prior_rule": "given"
         if cfg.prior is not None

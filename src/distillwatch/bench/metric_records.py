@@ -86,6 +86,29 @@ class CampaignMetrics(msgspec.Struct, frozen=True, kw_only=True):
     first_action_ts: datetime | None
 
 
+class Attribution(msgspec.Struct, frozen=True, kw_only=True):
+    """How well the verdicts' ``campaign_id`` groups accounts into the true campaigns.
+
+    ``purity``: attack accounts / accounts with a reported campaign id. ``ari``: adjusted Rand
+    index between reported and true campaigns over the active labelled accounts (an account
+    without a campaign, reported or true, is a group of its own). ``campaigns_found``: true
+    campaigns of two or more accounts for which one reported campaign holds at least half of
+    their accounts and is at least half theirs. ``legit_groups``: reported campaigns whose
+    accounts are mostly legitimate. ``late_joiners``: exchanges before action of attack
+    accounts that first appeared after their campaign's first action (new accounts of an
+    already-detected campaign).
+    """
+
+    reported_campaigns: int
+    reported_accounts: int
+    purity: float | None
+    ari: float | None
+    campaigns_multi: int
+    campaigns_found: int
+    legit_groups: int
+    late_joiners: Distribution
+
+
 class Metrics(msgspec.Struct, frozen=True, kw_only=True):
     """Every figure of one system on one labelled log (see the module docstring)."""
 
@@ -113,6 +136,7 @@ class Metrics(msgspec.Struct, frozen=True, kw_only=True):
     inactive_labelled: int
     profiles: list[ProfileMetrics]
     campaigns: list[CampaignMetrics]
+    attribution: Attribution | None = None
 
     def recall_at(self, max_fpr: float) -> float | None:
         """The recall at FPR <= ``max_fpr``, when that ceiling was evaluated."""

@@ -31,6 +31,10 @@ The rules (they are the documented metric definitions):
   legitimate score. Accounts tied with t are never flagged, so ties never push the FPR over x
   and an attack account tied with a legitimate one is not counted as found (see
   ``recall_at_fpr``).
+* Attribution (``attribution``): the verdicts' ``campaign_id`` against the true campaigns —
+  purity, adjusted Rand index (``sklearn.metrics.adjusted_rand_score``; accounts without a
+  campaign are singletons), true campaigns found, legitimate groups reported, and exchanges
+  before action of accounts that joined an already-detected campaign (``Attribution``).
 * Time and exchanges to first action: ``first_action_ts`` minus the account's first exchange
   (seconds), and ``exchanges_before_action``, over acted attack accounts: median and p90
   (linear interpolation between order statistics, numpy's default).
@@ -47,6 +51,7 @@ import msgspec
 from distillwatch.bench.metric_records import (
     FPR_TARGETS,
     Activity,
+    Attribution,
     BenchError,
     CampaignMetrics,
     CurvePoint,
@@ -64,6 +69,7 @@ from distillwatch.records import Exchange, Label, Verdict
 __all__ = [
     "FPR_TARGETS",
     "Activity",
+    "Attribution",
     "BenchError",
     "CampaignMetrics",
     "CurvePoint",
@@ -73,6 +79,7 @@ __all__ = [
     "RecallAtFpr",
     "RocCurve",
     "activity",
+    "attribution",
     "campaign_key",
     "evaluate",
     "leakage_curve",
@@ -343,7 +350,64 @@ def evaluate(
         missing_eba=missing_eba,
         profiles=profiles,
         campaigns=campaigns,
+        attribution=attribution(rows, campaigns),
         **counts,
+    )
+
+
+def attribution(rows: Sequence[_Row], campaigns: Sequence[CampaignMetrics]) -> Attribution:
+    """Reported campaigns (verdicts' ``campaign_id``) against the true ones (see ``Attribution``).
+
+    Scored over the active labelled accounts; ``rows`` as ``evaluate`` builds them.
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    truth = [
+        campaign_key(r.label) if r.label.label == "attack" else f"legit:{r.account_id}"
+        for r in rows
+    ]
+    reported = [r.verdict.campaign_id if r.verdict else None for r in rows]
+    pred = [c or f"none:{r.account_id}" for c, r in zip(reported, rows, strict=True)]
+    members: dict[str, list[str]] = {}
+    for c, t in zip(reported, truth, strict=True):
+        if c is not None:
+            members.setdefault(c, []).append(t)
+    in_reported = [t for ts in members.values() for t in ts]
+    attackers = sum(not t.startswith("legit:") for t in in_reported)
+    sizes: dict[str, int] = {}
+    for t in truth:
+        sizes[t] = sizes.get(t, 0) + 1
+    found = 0
+    for cid, size in sizes.items():
+        if size < 2 or cid.startswith("legit:"):
+            continue
+        for ts in members.values():
+            mine = ts.count(cid)
+            if mine * 2 >= size and mine * 2 >= len(ts):
+                found += 1
+                break
+    legit_groups = sum(
+        sum(t.startswith("legit:") for t in ts) * 2 > len(ts) for ts in members.values()
+    )
+    detected_at = {c.campaign_id: c.first_action_ts for c in campaigns}
+    late = [
+        float(r.verdict.exchanges_before_action)
+        for r in rows
+        if r.label.label == "attack"
+        and r.verdict is not None
+        and r.verdict.exchanges_before_action is not None
+        and (at := detected_at.get(campaign_key(r.label))) is not None
+        and r.act.first_ts > at
+    ]
+    return Attribution(
+        reported_campaigns=len(members),
+        reported_accounts=len(in_reported),
+        purity=_ratio(attackers, len(in_reported)),
+        ari=round(float(adjusted_rand_score(truth, pred)), 6) if rows else None,
+        campaigns_multi=sum(1 for c, n in sizes.items() if n >= 2 and not c.startswith("legit:")),
+        campaigns_found=found,
+        legit_groups=legit_groups,
+        late_joiners=_distribution(late),
     )
 
 

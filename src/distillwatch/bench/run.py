@@ -22,16 +22,16 @@ from typing import Any
 
 import msgspec
 
+from distillwatch.attribute.factory import engine_factory
 from distillwatch.bench.metrics import Metrics, activity, evaluate, leakage_curve, roc_points
 from distillwatch.bench.report import ReportPaths, write_report
 from distillwatch.bench.scenario import load_scenario
 from distillwatch.bench.traffic import Generated, generate
-from distillwatch.detect import Engine, replay
+from distillwatch.detect import replay
 from distillwatch.errors import ConfigError
 from distillwatch.log import read_accounts, read_exchanges, read_labels
 from distillwatch.policy import Policy, load_policy
 from distillwatch.records import Exchange, Verdict
-from distillwatch.signals import create_signals
 
 SYSTEMS = ("distillwatch", "distillwatch-metadata-only", "rate-limit", "prada", "mmd")
 Progress = Callable[[str], None]
@@ -50,6 +50,8 @@ class BenchConfig:
     systems: tuple[str, ...] = SYSTEMS
     policy: Path | None = None
     calibration_scale: float = 0.25
+    campaigns: bool = True
+    """Whether distillwatch links accounts into campaigns (off: the per-account ablation)."""
     data_dir: Path | None = None
     use_shared_data: bool = True
 
@@ -98,9 +100,12 @@ def _benign(dev: Generated) -> Iterator[Exchange]:
 
 
 def _distillwatch(
-    log: Callable[[], Iterable[list[Exchange]]], policy: Policy, accounts: dict[str, Any]
+    log: Callable[[], Iterable[list[Exchange]]],
+    policy: Policy,
+    accounts: dict[str, Any],
+    campaigns: bool = True,
 ) -> list[Verdict]:
-    return replay(log, lambda: Engine(create_signals(), policy, accounts)).verdicts
+    return replay(log, engine_factory(policy, accounts, campaigns=campaigns)).verdicts
 
 
 def _baseline(
@@ -138,9 +143,9 @@ def run_bench(cfg: BenchConfig, say: Progress = lambda _: None) -> BenchResult:
         say(f"replaying through {system}")
         t0 = time.perf_counter()
         if system == "distillwatch":
-            verdicts[system] = _distillwatch(log, policy, accounts)
+            verdicts[system] = _distillwatch(log, policy, accounts, cfg.campaigns)
         elif system == "distillwatch-metadata-only":
-            verdicts[system] = _distillwatch(lambda: _strip(log()), policy, accounts)
+            verdicts[system] = _distillwatch(lambda: _strip(log()), policy, accounts, cfg.campaigns)
         else:
             if dev is None:
                 dev_seed = cfg.seed + 1_000_003  # other accounts, other draws
@@ -166,6 +171,7 @@ def run_bench(cfg: BenchConfig, say: Progress = lambda _: None) -> BenchResult:
         "legit_accounts": test.legit_accounts,
         "attack_accounts": test.attack_accounts,
         "policy": f"{policy.name} v{policy.version} ({policy.hash})",
+        "campaigns": "linked" if cfg.campaigns else "off",
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
         "date": datetime.now(UTC).date().isoformat(),
         "seconds": {k: round(v, 1) for k, v in timings.items()},

@@ -54,6 +54,13 @@ def detect(
         Path | None,
         typer.Option(help="Markdown file whose `bench_detect` section gets the results table."),
     ] = None,
+    campaigns: Annotated[
+        bool,
+        typer.Option(
+            "--campaigns/--no-campaigns",
+            help="Link accounts into campaigns in distillwatch (off: per-account ablation).",
+        ),
+    ] = True,
 ) -> None:
     """Generate held-out traffic, replay it causally through distillwatch and the baselines,
     and report FPR per legitimate profile, recall and leakage per attack profile, campaign
@@ -69,7 +76,7 @@ def detect(
         raise fail("--systems names no system")
     cfg = BenchConfig(
         scenario=scenario, out=out, split=split, seed=seed, scale=scale, days=days,
-        systems=names, policy=policy,
+        systems=names, policy=policy, campaigns=campaigns,
     )  # fmt: skip
     result = run_bench(cfg, say=lambda msg: console.print(f"[dim]·[/] {msg}"))
     table = Table(title=f"{scenario}, {split} split, seed {seed}, scale {scale:g}")

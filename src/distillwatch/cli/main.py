@@ -11,9 +11,16 @@ import typer
 from rich.console import Console
 
 from distillwatch import __version__
+from distillwatch.attribute import write_campaigns
 from distillwatch.cli.errors import fail, handle_errors
 from distillwatch.cli.render import action_counts, scan_progress, suspicious_table
-from distillwatch.cli.scan import ScanInput, run_scan, write_verdicts
+from distillwatch.cli.scan import (
+    ScanInput,
+    campaigns_of,
+    campaigns_path,
+    run_scan,
+    write_verdicts,
+)
 from distillwatch.config import load_settings
 from distillwatch.log import KINDS, SkipReport, estimate_records, read_exchanges, read_records
 from distillwatch.policy import load_policy
@@ -96,6 +103,14 @@ def scan(
     ] = False,
     top: Annotated[int, typer.Option(min=0, help="Rows in the most-suspicious table.")] = 15,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+    campaigns: Annotated[
+        bool,
+        typer.Option(
+            "--campaigns/--no-campaigns",
+            help="Link accounts into campaigns: verdicts carry campaign_id and campaigns.jsonl "
+            "is written next to them.",
+        ),
+    ] = True,
 ) -> None:
     """Replay a log in time order and write one verdict per account.
 
@@ -118,9 +133,14 @@ def scan(
             else:
                 progress.advance(task, n)
 
-        result = run_scan(source, pol, settings, on_progress=advance)
+        result = run_scan(source, pol, settings, on_progress=advance, campaigns=campaigns)
         progress.update(task, total=result.exchanges, completed=result.exchanges)
     write_verdicts(out, result.verdicts)
+    found = campaigns_of(result)
+    if found is not None:
+        where = campaigns_path(out)
+        write_campaigns(where, found)
+        console.print(f"{len(found):,} campaign{'s' if len(found) != 1 else ''} → {where}")
     rate = result.exchanges / result.seconds if result.seconds else 0.0
     console.print(
         f"{result.exchanges:,} exchanges from {len(result.verdicts):,} accounts in "
@@ -268,11 +288,37 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed of the traffic generator.")] = 7,
     scale: Annotated[float, typer.Option(min=0.01, help="Traffic volume multiplier.")] = 1.0,
     top: Annotated[int, typer.Option(min=0, help="Rows in the most-suspicious table.")] = 15,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live/--no-live",
+            help="Then replay the log over HTTP through `distillwatch serve` (loopback ports) "
+            "and show it stopping the campaigns live.",
+        ),
+    ] = False,
+    clock: Annotated[
+        str,
+        typer.Option(
+            help="With --live: 'replay' (the gateway takes each exchange's logged time) or "
+            "'arrival' (its arrival time, so two days are compressed into seconds)."
+        ),
+    ] = "replay",
 ) -> None:
     """Generate a small realistic log from real prompts, scan it, and show what was caught."""
     from distillwatch.cli.demo import run_demo
 
+    if clock not in ("replay", "arrival"):
+        raise fail(f"--clock must be 'replay' or 'arrival', got {clock!r}")
     run_demo(console, out=out, seed=seed, scale=scale, top=top)
+    if live:
+        try:
+            from distillwatch.cli.demo_live import live_step
+        except ImportError as e:
+            raise fail(
+                f"--live needs the gateway's dependencies ({e.name} is missing): "
+                "pip install 'distillwatch[gateway]'"
+            ) from e
+        live_step(console, out=out, clock="replay" if clock == "replay" else "arrival")
 
 
 @app.command()

@@ -6,12 +6,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from distillwatch.attribute import Campaign, CampaignLinker
+from distillwatch.attribute.factory import engine_factory
 from distillwatch.config import Settings
-from distillwatch.detect import Engine, ReplayResult, replay
+from distillwatch.detect import ReplayResult, replay
 from distillwatch.log import SkipReport, open_writer, read_accounts, read_exchanges
 from distillwatch.policy import Policy
 from distillwatch.records import Account, Exchange, Verdict
-from distillwatch.signals import create_signals
 from distillwatch.store import open_store
 
 
@@ -50,18 +51,33 @@ def run_scan(
     policy: Policy,
     settings: Settings,
     on_progress: Callable[[int], None] | None = None,
+    campaigns: bool = True,
 ) -> ReplayResult:
+    """Replay the input through a fresh engine; ``campaigns`` links accounts into campaigns
+    (the engine's linker is then a ``CampaignLinker``: see ``campaigns_of``)."""
     accounts = source.load_accounts()
-
-    def new_engine() -> Engine:
-        return Engine(create_signals(), policy, accounts)
 
     return replay(
         lambda: source.batches(settings.batch_size),
-        new_engine,
+        engine_factory(policy, accounts, campaigns=campaigns),
         lateness=settings.lateness_s,
         on_progress=on_progress,
     )
+
+
+def campaigns_of(result: ReplayResult) -> list[Campaign] | None:
+    """The detected campaigns of a scan (None when it ran without ``campaigns``)."""
+    linker = result.engine.linker
+    return list(linker.detected()) if isinstance(linker, CampaignLinker) else None
+
+
+def campaigns_path(verdicts: Path) -> Path:
+    """Where ``scan`` writes the campaigns: ``campaigns.jsonl`` next to the verdicts file.
+
+    >>> campaigns_path(Path("out/verdicts.parquet")).as_posix()
+    'out/campaigns.jsonl'
+    """
+    return verdicts.with_name("campaigns.jsonl")
 
 
 def write_verdicts(path: Path, verdicts: Iterable[Verdict]) -> None:

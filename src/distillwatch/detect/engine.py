@@ -41,7 +41,9 @@ class Decider(Protocol):
     name: str
     hash: str
 
-    def decide(self, score: float, *, tier: str | None, exchanges: int) -> tuple[Action, str]: ...
+    def decide(
+        self, score: float, *, tier: str | None, exchanges: int, campaign: bool = False
+    ) -> tuple[Action, str]: ...
 
     def ref(self, rule: str) -> PolicyRef: ...
 
@@ -208,7 +210,7 @@ class Engine:
     def decide(self, st: AccountState, now: float) -> Decision:
         """The policy's action for the account at ``now``, from what was observed before."""
         score = self.score(st, now).score
-        action, rule = self.policy.decide(score, tier=st.tier, exchanges=st.exchanges)
+        action, rule = self._policy_decide(st, score)
         st.action, st.rule = action, rule
         return Decision(
             account_id=st.account_id,
@@ -219,10 +221,18 @@ class Engine:
             policy_hash=self.policy.hash,
         )
 
+    def _policy_decide(self, st: AccountState, score: float) -> tuple[Action, str]:
+        """The policy's answer; an account in a detected campaign says so (the policy may
+        then act before the account's own ``min_exchanges``)."""
+        if self.linker is None:
+            return self.policy.decide(score, tier=st.tier, exchanges=st.exchanges)
+        campaign = self.linker.campaign_of(st.account_id) is not None
+        return self.policy.decide(score, tier=st.tier, exchanges=st.exchanges, campaign=campaign)
+
     def verdict(self, st: AccountState, now: float) -> Verdict:
         """The spec's verdict for one account at ``now`` (normally the end of the log)."""
         score = self.score(st, now)
-        action, rule = self.policy.decide(score.score, tier=st.tier, exchanges=st.exchanges)
+        action, rule = self._policy_decide(st, score.score)
         return Verdict(
             account_id=st.account_id,
             score=round(score.score, 6),

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from distillwatch.attribute.factory import build_engine as attribute_engine
 from distillwatch.detect import Engine
 from distillwatch.detect.engine import Linker
 from distillwatch.gateway.admin import admin_routes
@@ -23,6 +24,7 @@ from distillwatch.gateway.keys import KeyRing, load_keys
 from distillwatch.gateway.live import LiveEngine
 from distillwatch.gateway.metrics import GatewayMetrics
 from distillwatch.gateway.openapi import openapi
+from distillwatch.gateway.pg_keys import load_pg_keys, refresh_forever
 from distillwatch.gateway.proxy import Gateway, refusal_response
 from distillwatch.gateway.restore import restore_engine
 from distillwatch.gateway.upstream import Upstream
@@ -38,11 +40,15 @@ MODEL_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 
 
 def build_engine(config: GatewayConfig, keys: KeyRing, linker: Linker | None = None) -> Engine:
-    """The same engine ``scan`` uses, with accounts from the keys and accounts files."""
+    """The same engine ``scan`` uses, with accounts from the keys and accounts files
+    (and, with ``engine.campaigns``, the same campaign linker)."""
     accounts = keys.accounts()
     if config.engine.accounts is not None:
         accounts.update(read_accounts(config.engine.accounts))
-    return Engine(create_signals(), load_policy(config.engine.policy), accounts, linker=linker)
+    policy = load_policy(config.engine.policy)
+    if linker is None:
+        return attribute_engine(policy, accounts, campaigns=config.engine.campaigns)
+    return Engine(create_signals(), policy, accounts, linker=linker)
 
 
 def open_sink(config: GatewayConfig) -> Sink:
@@ -65,11 +71,19 @@ def create_app(
     """The gateway app. ``keys``/``engine`` default to the ones the config describes;
     ``linker`` (campaign attribution) feeds the engine and the per-campaign limits."""
     if keys is None:
-        if config.keys is None:
-            from distillwatch.errors import ConfigError
+        from distillwatch.errors import ConfigError
 
-            raise ConfigError("no API keys file: set `keys` in the config or pass --keys")
-        keys = load_keys(config.keys)
+        if config.keys is not None and config.keys_store is not None:
+            raise ConfigError("set either `keys` (a file) or `keys_store` (PostgreSQL), not both")
+        if config.keys_store is not None:
+            keys = load_pg_keys(config.keys_store)
+        elif config.keys is None:
+            raise ConfigError(
+                "no API keys: set `keys` (a file) or `keys_store` (PostgreSQL) in the config, "
+                "or pass --keys"
+            )
+        else:
+            keys = load_keys(config.keys)
     engine = engine or build_engine(config, keys, linker)
     metrics = GatewayMetrics()
     live = LiveEngine(
@@ -120,9 +134,16 @@ def create_app(
         await upstream.start()
         commit_log.start()
         live.start()
+        refresher = None
+        if config.keys_store is not None and config.keys_store.refresh_s > 0:
+            refresher = asyncio.create_task(refresh_forever(keys, config.keys_store))
         try:
             yield
         finally:
+            if refresher is not None:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
             await live.close()
             await commit_log.close()
             await upstream.close()
@@ -154,6 +175,10 @@ def create_app(
     routes.append(Route("/openapi.json", openapi_endpoint, methods=["GET"]))
     if config.admin.token is not None:
         routes += admin_routes(config, live, config.admin.token)
+    if config.litellm.token is not None:
+        from distillwatch.gateway.litellm import litellm_routes
+
+        routes += litellm_routes(config.litellm, lambda: state["gateway"])
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from distillwatch.errors import ConfigError
+from distillwatch.gateway.pg_keys import KeysStoreSettings
 from distillwatch.respond import ProtectSettings, ThrottleSettings
 
 
@@ -45,6 +46,9 @@ class EngineSettings(BaseModel):
         50.0, ge=0.0, description="how long a request waits for its account's decision"
     )
     restore: bool = Field(True, description="replay the log into the engine at start-up")
+    campaigns: bool = Field(
+        False, description="link accounts into campaigns (distillwatch.attribute), as scan does"
+    )
 
 
 class AdminSettings(BaseModel):
@@ -58,6 +62,29 @@ class AdminSettings(BaseModel):
     )
 
 
+AccountSource = Literal["key", "user_id", "team_id", "end_user_id", "org_id", "key_alias"]
+
+
+class LiteLLMSettings(BaseModel):
+    """LiteLLM's Generic Guardrail API and ``generic_api`` log webhook under ``/litellm``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: str | None = Field(
+        None, min_length=16, description="bearer token LiteLLM sends (set it to enable /litellm)"
+    )
+    account_from: list[AccountSource] = Field(
+        default_factory=lambda: list[AccountSource](["key", "user_id", "team_id"]),
+        min_length=1,
+        description="where the account id comes from, first found wins: key (the virtual "
+        "key's hash matched against the keys file), or a LiteLLM id used as the account id",
+    )
+    unmapped: Literal["pass", "block"] = Field(
+        "pass", description="guardrail answer when no account can be found for a call"
+    )
+    max_body_bytes: int = Field(16 << 20, ge=1, description="larger webhook bodies get 413")
+
+
 class GatewayConfig(BaseModel):
     """Everything ``distillwatch serve`` needs."""
 
@@ -68,12 +95,20 @@ class GatewayConfig(BaseModel):
     )
     upstream_api_key: str | None = Field(None, description="sent upstream as the bearer token")
     keys: Path | None = Field(None, description="API keys file: key -> account (YAML or JSON)")
+    keys_store: KeysStoreSettings | None = Field(
+        None, description="read API keys from a PostgreSQL table instead of a file"
+    )
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(4 << 20, ge=1, description="larger request bodies get 413")
     upstream_timeout_s: float = Field(60.0, gt=0, description="longest wait for upstream bytes")
     connect_timeout_s: float = Field(5.0, gt=0)
     trust_forwarded_for: bool = Field(False, description="take the client IP from X-Forwarded-For")
+    replay_clock: bool = Field(
+        False,
+        description="take each exchange's ts from the X-Distillwatch-Replay-Ts header when sent "
+        "(replays and demos only: clients could set their own time)",
+    )
     passthrough: list[str] = Field(
         default_factory=list, description="extra /v1 paths forwarded as they are (not logged)"
     )
@@ -82,6 +117,7 @@ class GatewayConfig(BaseModel):
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
     protect: ProtectSettings = Field(default_factory=ProtectSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    litellm: LiteLLMSettings = Field(default_factory=LiteLLMSettings)
 
     @field_validator("upstream")
     @classmethod

@@ -40,24 +40,67 @@ def key_id(key: str) -> str:
 
 
 class KeyRing:
-    """Look up the account behind an ``Authorization: Bearer`` key."""
+    """Look up the account behind an ``Authorization: Bearer`` key.
+
+    Built from keys (the keys file) or from their SHA-256 digests only (the PostgreSQL
+    table: ``from_hashes``), in which case a presented key is hashed to be looked up.
+    """
 
     def __init__(self, entries: dict[str, KeyEntry]) -> None:
         self._entries = entries
+        self._by_hash: dict[str, KeyEntry] | None = None
+        self._hashed = False
+
+    @classmethod
+    def from_hashes(cls, by_hash: dict[str, KeyEntry]) -> KeyRing:
+        """A ring that knows only each key's SHA-256 (lower-case hex).
+
+        >>> ring = KeyRing.from_hashes({hashlib.sha256(b"sk-test").hexdigest(): KeyEntry("a", "k")})
+        >>> ring.lookup("sk-test").account_id, ring.lookup("sk-other")
+        ('a', None)
+        """
+        ring = cls({})
+        ring._by_hash = dict(by_hash)
+        ring._hashed = True
+        return ring
+
+    def replace(self, other: KeyRing) -> None:
+        """Take ``other``'s keys (a reload), in place: holders of this ring see them."""
+        self._entries, self._by_hash, self._hashed = other._entries, other._by_hash, other._hashed
 
     def lookup(self, key: str) -> KeyEntry | None:
+        if self._hashed:
+            return self.lookup_hash(hashlib.sha256(key.encode()).hexdigest())
         return self._entries.get(key)
 
+    def lookup_hash(self, sha256_hex: str) -> KeyEntry | None:
+        """The entry whose key has this SHA-256 (hex), as LiteLLM reports its virtual keys.
+
+        >>> KeyRing({"sk-test": KeyEntry("a", "k")}).lookup_hash(
+        ...     hashlib.sha256(b"sk-test").hexdigest()).account_id
+        'a'
+        """
+        if self._by_hash is None:
+            self._by_hash = {
+                hashlib.sha256(k.encode()).hexdigest(): e for k, e in self._entries.items()
+            }
+        return self._by_hash.get(sha256_hex.lower())
+
+    def _all(self) -> list[KeyEntry]:
+        if self._hashed and self._by_hash is not None:
+            return list(self._by_hash.values())
+        return list(self._entries.values())
+
     def accounts(self) -> dict[str, Account]:
-        """One ``Account`` per account id, with the tier the keys file gives it."""
+        """One ``Account`` per account id, with the tier the keys give it."""
         out: dict[str, Account] = {}
-        for e in self._entries.values():
+        for e in self._all():
             if e.account_id not in out or e.tier is not None:
                 out[e.account_id] = Account(account_id=e.account_id, tier=e.tier)
         return out
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._all())
 
 
 def load_keys(path: Path) -> KeyRing:

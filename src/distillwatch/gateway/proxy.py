@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -189,6 +190,8 @@ class Gateway:
     async def _admit(self, request: Request, endpoint: str) -> Plan | Response:
         arrived, started = time.time(), time.perf_counter()
         entry = self._authenticate(request)
+        if self.config.replay_clock:
+            arrived = replayed_ts(request.headers.get(REPLAY_TS_HEADER)) or arrived
         try:
             raw = await read_body(request, self.config.max_body_bytes)
             body = parse_object(raw)
@@ -338,6 +341,24 @@ class Gateway:
     def _count(self, endpoint: str, response: Response) -> Response:
         self.metrics.requests.labels(endpoint, str(response.status_code)).inc()
         return response
+
+
+REPLAY_TS_HEADER = "x-distillwatch-replay-ts"
+
+
+def replayed_ts(value: str | None) -> float | None:
+    """The replayed request's logged time (RFC 3339), or None when absent or unreadable.
+
+    >>> replayed_ts("2026-03-02T00:00:09.5Z"), replayed_ts("noon"), replayed_ts(None)
+    (1772409609.5, None, None)
+    """
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt.timestamp() if dt.tzinfo is not None else None
 
 
 def _not_durable() -> Refusal:

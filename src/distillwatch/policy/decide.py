@@ -31,7 +31,16 @@ class Policy:
     """A validated policy, ready to decide. Build it with ``load_policy`` or
     ``policy_from_mapping``; it is immutable once built."""
 
-    __slots__ = ("_default", "_plans", "hash", "model", "name", "source", "version")
+    __slots__ = (
+        "_campaign_min",
+        "_default",
+        "_plans",
+        "hash",
+        "model",
+        "name",
+        "source",
+        "version",
+    )
 
     name: str
     version: int
@@ -47,13 +56,19 @@ class Policy:
         self.hash = policy_hash(model)
         self._default = _plan(model, None)
         self._plans = {tier: _plan(model, tier) for tier in model.tiers}
+        self._campaign_min = model.campaign_min_exchanges
 
-    def decide(self, score: float, *, tier: str | None, exchanges: int) -> tuple[Action, str]:
+    def decide(
+        self, score: float, *, tier: str | None, exchanges: int, campaign: bool = False
+    ) -> tuple[Action, str]:
         """Strongest action whose threshold ``score`` reaches, and the rule that says so.
 
         Unknown or missing tiers use the top-level thresholds. Before an account has
         ``min_exchanges`` exchanges nothing stronger than ``MONITOR`` is returned (rule
-        ``min_exchanges``, or ``tiers.<tier>.min_exchanges`` when the tier sets it).
+        ``min_exchanges``, or ``tiers.<tier>.min_exchanges`` when the tier sets it). For an
+        account linked to a detected campaign (``campaign``) the policy's
+        ``campaign_min_exchanges`` applies instead when it is lower (rule
+        ``campaign_min_exchanges``): its campaign is the evidence its own history lacks.
 
         >>> from distillwatch.policy import load_policy
         >>> policy = load_policy()
@@ -67,10 +82,13 @@ class Policy:
         if score != score:  # NaN reaches no threshold; refuse rather than silently allow
             raise ValueError("score is NaN")
         plan = self._plans.get(tier, self._default) if tier is not None else self._default
+        least, least_rule = plan.min_exchanges, plan.min_rule
+        if campaign and self._campaign_min is not None and self._campaign_min < least:
+            least, least_rule = self._campaign_min, "campaign_min_exchanges"
         for threshold, action, rule in plan.steps:
             if score >= threshold:
-                if exchanges < plan.min_exchanges and action is not Action.MONITOR:
-                    return Action.MONITOR, plan.min_rule
+                if exchanges < least and action is not Action.MONITOR:
+                    return Action.MONITOR, least_rule
                 return action, rule
         return Action.ALLOW, BELOW_THRESHOLDS
 
@@ -93,9 +111,10 @@ def policy_hash(model: PolicyFile) -> str:
     Defaults are filled in and keys sorted, so comments, whitespace, key order and
     spelling a default out explicitly do not change it.
     """
-    canonical = json.dumps(
-        model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    data = model.model_dump(mode="json")
+    if data.get("campaign_min_exchanges") is None:  # unset: the hash policies had before it
+        data.pop("campaign_min_exchanges", None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 

@@ -71,6 +71,9 @@ class PolicyFile(BaseModel):
     version: Annotated[int, Field(ge=1)]
     thresholds: Thresholds
     min_exchanges: Count = 0
+    campaign_min_exchanges: Count | None = None
+    """For accounts linked to a detected campaign: act from this many exchanges when that is
+    sooner than the (tier's) ``min_exchanges``. None: no exception."""
     tiers: dict[Annotated[str, Field(min_length=1)], TierPolicy] = {}
 
     def merged(self, tier: str | None) -> tuple[dict[str, float], dict[str, Loc]]:
