@@ -154,3 +154,54 @@ def test_linker_state_is_bounded_on_a_long_rotating_stream() -> None:
         linker.observe(e, float(i))
     assert all(len(h.keys) <= 16 for h in linker.graph.holders.values())
     assert len(linker.graph.nodes) <= 7 * (16 + 16)
+
+
+class Suspicious:
+    """A stand-in detector: every campaign account looks *somewhat* suspicious (monitor, never
+    throttle, on its own), customers do not."""
+
+    id: ClassVar[str] = "test.suspicious"
+    version: ClassVar[int] = 1
+    family: ClassVar[str] = "test"
+    needs_text: ClassVar[bool] = False
+    summary: ClassVar[str] = "a fixed mild verdict for the campaign's accounts"
+
+    def new_state(self) -> _Count:
+        return _Count()
+
+    def update(self, state: _Count, exchange: Exchange, t: float) -> None:
+        state.n += exchange.account_id.startswith("camp-")
+
+    def evaluate(self, state: _Count, ctx: EvalContext) -> SignalValue:
+        # prior 1 %: +4.6 log-odds gives ~0.4; monitor at 0.5 needs a little more
+        return SignalValue(
+            signal_id=self.id,
+            version=self.version,
+            value=float(state.n),
+            evidence=4.8 if state.n >= 5 else 0.0,
+            explanation="suspicious",
+        )
+
+
+def test_a_campaign_of_only_mildly_suspicious_accounts_is_still_detected() -> None:
+    from distillwatch.detect import LogOddsScorer
+
+    world = _world()
+    accounts = world.accounts
+
+    def engine(suspect_weight: float) -> Engine:
+        linker = CampaignLinker(accounts, LinkerConfig(
+            refresh_min_edges=50, min_refresh_s=600.0, suspect_weight=suspect_weight))  # fmt: skip
+        built = Engine([Suspicious()], POLICY, accounts, scorer=LogOddsScorer(0.01), linker=linker)
+        linker.on_change = built.touch
+        return built
+
+    members = world.groups["camp"]
+    for weight, caught in ((0.0, False), (0.25, True)):
+        e = engine(weight)
+        _decisions(e, world.sorted())
+        verdicts = {v.account_id: v for v in e.verdicts()}
+        acted = {a for a in members if verdicts[a].first_action_ts is not None}
+        # alone, each member is only monitored; together they are a detected campaign
+        assert bool(acted) is caught, (weight, len(acted))
+        assert all(verdicts[a].first_action_ts is None for a in world.groups["customers"])

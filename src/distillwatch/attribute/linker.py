@@ -15,13 +15,17 @@ Two paths turn the graph into campaigns, both using only what was seen so far:
   ``min_families`` families it joins at once — a new account of a known campaign is
   attached from its first requests, not at the next refresh.
 
-Evidence (``evidence``) flows only from a *detected* campaign — one with at least
-``min_acted`` members acted on — and is ``max_evidence`` × how strongly the account is
+Evidence (``evidence``) flows only from a *detected* campaign — one whose members acted on
+count for at least ``min_acted`` — and is ``max_evidence`` × how strongly the account is
 linked (0.2 at ``min_link``, rising to 1 at 1.4 × ``min_link``) × how confirmed it is:
 ``(1 − 2^−(k−1)) · min(1, 4 · k / m)`` for ``k`` of its ``m`` other members acted on (each
 acted member makes a chance grouping of legitimate accounts less likely; a big cluster with
-few of its members acted on says less). A dense legitimate group (a team without an
-``org_id``) gives its members nothing unless several of them are acted on on their own.
+few of its members acted on says less). A member only *monitored* (suspicious, not yet
+acted on) counts ``suspect_weight`` of one acted on: a camouflaged campaign none of whose
+accounts is suspicious enough alone is still detected when enough of them are suspicious
+together — the campaign, not the account, is the unit. A dense legitimate group (a team
+without an ``org_id``) gives its members nothing unless several of them are suspicious on
+their own.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ class LinkerConfig:
     bridge: float = 0.16
     min_accounts: int = 3
     min_acted: int = 2
+    suspect_weight: float = 0.25
+    """What a monitored (not acted-on) member counts for toward ``min_acted`` and evidence."""
     max_evidence: float = 8.0
     refresh_growth: float = 0.5
     refresh_min_edges: int = 256
@@ -105,14 +111,15 @@ class _Acct:
 
 
 class _Campaign:
-    __slots__ = ("acted", "by_family", "cid", "keys", "members")
+    __slots__ = ("acted", "by_family", "cid", "keys", "members", "suspected")
 
     def __init__(
         self, cid: str, members: set[str], by_family: dict[str, float], keys: tuple[str, ...]
     ) -> None:
         self.cid = cid
         self.members = members
-        self.acted = 0
+        self.acted = 0  # members acted on
+        self.suspected = 0  # members monitored and not (yet) acted on
         self.by_family = by_family
         self.keys = keys
 
@@ -139,6 +146,7 @@ class CampaignLinker:
         self.states: dict[str, _Acct] = {}
         self.campaigns: dict[str, _Campaign] = {}
         self.acted_accounts: set[str] = set()
+        self.suspected_accounts: set[str] = set()
         self.refreshes = 0
         self._added_at_refresh = 0
         self._refreshed_t: float | None = None
@@ -177,17 +185,43 @@ class CampaignLinker:
         self._maybe_refresh(t)
 
     def acted(self, account_id: str, action: Action, t: float) -> None:
-        if account_id in self.acted_accounts:
-            return
-        self.acted_accounts.add(account_id)
         st = self.states.get(account_id)
         camp = self.campaigns.get(st.campaign) if st and st.campaign else None
+        before = self._weight(camp) if camp is not None else 0.0
+        if action.enforces:
+            if account_id in self.acted_accounts:
+                return
+            self.acted_accounts.add(account_id)
+            if camp is not None:
+                camp.acted += 1
+                if account_id in self.suspected_accounts:
+                    camp.suspected -= 1
+        elif action is Action.MONITOR:
+            if account_id in self.suspected_accounts or account_id in self.acted_accounts:
+                return
+            self.suspected_accounts.add(account_id)
+            if camp is not None:
+                camp.suspected += 1
+        else:
+            return
         if camp is not None:
-            camp.acted += 1
-            k = camp.acted
+            after = self._weight(camp)
+            k = self.config.min_acted
             # detected now, or its evidence doubled: re-score the members (O(m log m) in all)
-            if k == self.config.min_acted or (k > self.config.min_acted and k & (k - 1) == 0):
+            if before < k <= after or (
+                after >= k and int(after).bit_length() > int(before).bit_length()
+            ):
                 self._touch(camp.members)
+
+    def _weight(self, camp: _Campaign) -> float:
+        """How many members acted on the campaign counts for (monitored ones partly)."""
+        return camp.acted + self.config.suspect_weight * camp.suspected
+
+    def _count(self, camp: _Campaign) -> None:
+        camp.acted = sum(a in self.acted_accounts for a in camp.members)
+        camp.suspected = sum(
+            a in self.suspected_accounts and a not in self.acted_accounts for a in camp.members
+        )
 
     def evidence(self, account_id: str, now: float) -> SignalValue | None:
         st = self.states.get(account_id)
@@ -195,7 +229,10 @@ class CampaignLinker:
             return None
         camp = self.campaigns[st.campaign]
         others = len(camp.members) - 1
-        acted = camp.acted - (account_id in self.acted_accounts)
+        own = 1.0 if account_id in self.acted_accounts else 0.0
+        if not own and account_id in self.suspected_accounts:
+            own = self.config.suspect_weight
+        acted = self._weight(camp) - own
         if others <= 0 or acted < self.config.min_acted:
             return None
         # a link just over the bar says little; 40 % over it is a full link
@@ -217,8 +254,8 @@ class CampaignLinker:
                 value=round(strength * confirmed, 3),
                 evidence=ev,
                 explanation=(
-                    f"linked to campaign {camp.cid} ({others + 1} accounts, {acted} others "
-                    f"acted on) by shared {', '.join(top) or 'keys'}"
+                    f"linked to campaign {camp.cid} ({others + 1} accounts: {camp.acted} acted "
+                    f"on, {camp.suspected} more suspected) by shared {', '.join(top) or 'keys'}"
                 ),
             )
         return value
@@ -228,14 +265,14 @@ class CampaignLinker:
         if st is None or st.campaign is None:
             return None
         camp = self.campaigns[st.campaign]
-        return camp.cid if camp.acted >= self.config.min_acted else None
+        return camp.cid if self._weight(camp) >= self.config.min_acted else None
 
     # -- reporting -----------------------------------------------------------------------
 
     def detected(self) -> Iterator[Campaign]:
-        """Campaign records of every detected campaign (at least ``min_acted`` acted on)."""
+        """Campaign records of every detected campaign (see ``campaign_of``)."""
         for camp in self.campaigns.values():
-            if camp.acted < self.config.min_acted:
+            if self._weight(camp) < self.config.min_acted:
                 continue
             members = sorted(camp.members)
             states = [self.states[a] for a in members]
@@ -315,6 +352,8 @@ class CampaignLinker:
         camp.members.add(aid)
         if aid in self.acted_accounts:
             camp.acted += 1
+        elif aid in self.suspected_accounts:
+            camp.suspected += 1
         self._touch([aid])
 
     def _maybe_refresh(self, t: float) -> None:
@@ -358,7 +397,7 @@ class CampaignLinker:
         )
         old = self.campaigns
         was: dict[str, str | None] = {a: s.campaign for a, s in self.states.items() if s.campaign}
-        detected_before = {c.cid for c in old.values() if c.acted >= cfg.min_acted}
+        detected_before = {c.cid for c in old.values() if self._weight(c) >= cfg.min_acted}
         fresh: dict[str, _Campaign] = {}
         for block in sorted(blocks, key=lambda b: (-len(b.accounts), b.accounts[0])):
             votes: dict[str, int] = {}
@@ -382,12 +421,12 @@ class CampaignLinker:
         for cid, camp in fresh.items():
             for a in camp.members:
                 self.states[a].campaign = cid
-            camp.acted = sum(a in self.acted_accounts for a in camp.members)
+            self._count(camp)
         for block in blocks:
             for a, v in block.link.items():
                 self.states[a].link = v
         self.campaigns = fresh
-        detected_now = {cid for cid, c in fresh.items() if c.acted >= cfg.min_acted}
+        detected_now = {cid for cid, c in fresh.items() if self._weight(c) >= cfg.min_acted}
         changed = [
             a
             for a, s in self.states.items()
@@ -395,7 +434,7 @@ class CampaignLinker:
             and (s.campaign in detected_now or was.get(a) in detected_before)
         ]
         for cid, camp in fresh.items():
-            if camp.acted >= cfg.min_acted and cid not in detected_before:
+            if self._weight(camp) >= cfg.min_acted and cid not in detected_before:
                 changed.extend(camp.members)
         self._touch(sorted(set(changed)))
 

@@ -51,7 +51,8 @@ class Decider(Protocol):
 class Linker(Protocol):
     """Cross-account attribution the engine consults (``distillwatch.attribute`` has one).
 
-    The engine tells the linker every exchange and every account's first action; the linker
+    The engine tells the linker every exchange, when an account is first monitored and when
+    it is first acted on (throttle or stronger: ``acted`` is called with the action); the linker
     answers with campaign evidence for an account (scored like a signal's) and the
     account's campaign id. It lives in a later stage, so the engine only knows this shape.
     """
@@ -77,6 +78,7 @@ class AccountState:
         "exchanges",
         "first_action_t",
         "first_action_ts",
+        "reported",
         "rule",
         "served",
         "served_before_action",
@@ -94,6 +96,8 @@ class AccountState:
         self.action = Action.ALLOW
         self.rule = "below-thresholds"
         self.decision: Decision | None = None
+        self.reported = Action.ALLOW.rank
+        """Strongest action told to the linker so far."""
         self.due = 1
         """The exchange count at which the account is next re-scored (see ``observe``)."""
         self.first_action_t: float | None = None
@@ -171,7 +175,9 @@ class Engine:
                 st.first_action_t = t
                 st.first_action_ts = exchange.ts
                 st.served_before_action = st.served
-                if self.linker is not None:
+            if self.linker is not None and decision.action.rank > st.reported:
+                st.reported = decision.action.rank  # monitor, then the first enforcement
+                if decision.action is Action.MONITOR or decision.action.enforces:
                     self.linker.acted(st.account_id, decision.action, t)
         return decision
 
