@@ -361,6 +361,9 @@ def _register_subcommands() -> None:
     from distillwatch.cli.bench import bench_app
 
     app.add_typer(bench_app, name="bench")
+    from distillwatch.cli.intel import intel_app
+
+    app.add_typer(intel_app, name="intel")
 
 
 _register_subcommands()

@@ -1,0 +1,257 @@
+"""``distillwatch intel``: export, import and key management for the intel exchange."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from distillwatch.cli.errors import fail, handle_errors
+
+intel_app = typer.Typer(
+    no_args_is_help=True,
+    help="Threat-intelligence exchange: signed STIX 2.1 bundles of keyed indicators "
+    "(docs/intel.md).",
+)
+
+
+def _console() -> Console:
+    from distillwatch.cli.main import console
+
+    return console
+
+
+NowOpt = Annotated[
+    str | None, typer.Option(help="Current time, RFC 3339 (default: the wall clock).")
+]
+SecretOpt = Annotated[
+    Path, typer.Option("--group-secret", help="Sharing-group secret file (hex; intel keygen).")
+]
+
+
+@intel_app.command("keygen")
+@handle_errors
+def keygen(
+    member: Annotated[
+        str | None, typer.Option(help="Make an Ed25519 signing key for this member name.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the member's key files.")] = Path(),
+    group_secret: Annotated[
+        Path | None, typer.Option("--group-secret", help="Make a new sharing-group secret here.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing key files.")] = False,
+) -> None:
+    """Make a member's signing key (NAME.key, NAME.pub) and/or a sharing-group secret."""
+    from distillwatch.share.files import keygen_group, keygen_member
+    from distillwatch.share.pattern import group_name
+
+    if member is None and group_secret is None:
+        raise fail("give --member NAME, --group-secret FILE, or both")
+    console = _console()
+    if member is not None:
+        path, pub = keygen_member(group_name(member), out, force)
+        console.print(f"signing key → {path} (keep it private)", markup=False)
+        console.print(f"members.yaml entry:\n  {member}:\n    public_key: {pub}", markup=False)
+    if group_secret is not None:
+        keygen_group(group_secret, force)
+        console.print(f"group secret → {group_secret} (share with group members only)")
+
+
+@intel_app.command("export")
+@handle_errors
+def export(
+    log: Annotated[Path, typer.Argument(help="The scanned exchange log.", show_default=False)],
+    campaigns: Annotated[
+        Path, typer.Option(help="campaigns.jsonl written by scan.", show_default=False)
+    ],
+    member: Annotated[str, typer.Option(help="Our member name.", show_default=False)],
+    key: Annotated[Path, typer.Option(help="Our signing key (intel keygen).", show_default=False)],
+    group: Annotated[str, typer.Option(help="Sharing group name.", show_default=False)],
+    group_secret: SecretOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Signed bundle to write.")] = Path(
+        "intel-bundle.json"
+    ),
+    accounts: Annotated[Path | None, typer.Option(help="Accounts file of the log.")] = None,
+    verdicts: Annotated[
+        Path | None, typer.Option(help="Verdicts of the scan (campaign confidence).")
+    ] = None,
+    tlp: Annotated[
+        str, typer.Option(help="TLP 2.0 level: clear, green, amber, amber+strict, red.")
+    ] = "amber",
+    stix: Annotated[
+        Path | None, typer.Option(help="Also write the bare STIX bundle (unsigned) here.")
+    ] = None,
+    ttl_days: Annotated[float, typer.Option(min=0.01, help="Days the envelope is valid.")] = 7.0,
+    min_accounts: Annotated[
+        int, typer.Option(min=1, help="Campaign accounts that must share an attribute.")
+    ] = 2,
+    scaffold_k: Annotated[
+        int, typer.Option(min=2, help="Campaign accounts that must send a prompt scaffold.")
+    ] = 3,
+    now: NowOpt = None,
+) -> None:
+    """Export detected campaigns as a signed STIX 2.1 bundle of keyed indicators."""
+    from distillwatch.share.collect import CollectRules
+    from distillwatch.share.export import ExportConfig
+    from distillwatch.share.files import export_files, parse_now, read_group_secret
+
+    config = ExportConfig(
+        member=member, group=group, group_secret=read_group_secret(group_secret), tlp=tlp
+    )
+    stats = export_files(
+        campaigns=campaigns,
+        log=log,
+        accounts=accounts,
+        verdicts=verdicts,
+        config=config,
+        key=key,
+        out=out,
+        now=parse_now(now),
+        ttl=timedelta(days=ttl_days),
+        rules=CollectRules(min_accounts=min_accounts, scaffold_k=scaffold_k),
+        stix_out=stix,
+    )
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(stats.indicators.items())) or "none"
+    _console().print(
+        f"{stats.campaigns} campaign(s), indicators: {kinds} → {out} (signed by {member})",
+        markup=False,
+    )
+
+
+@intel_app.command("import")
+@handle_errors
+def import_(
+    bundles: Annotated[
+        list[Path], typer.Argument(help="Signed bundles received.", show_default=False)
+    ],
+    members: Annotated[
+        Path, typer.Option(help="members.yaml: trusted members and the trust policy.")
+    ],
+    group_secret: SecretOpt,
+    log: Annotated[Path, typer.Option(help="Local exchange log to match.", show_default=False)],
+    accounts: Annotated[Path | None, typer.Option(help="Accounts file of the log.")] = None,
+    verdicts: Annotated[
+        Path | None, typer.Option(help="Verdicts of a local scan: behaviour rules match them.")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Matches to write (JSONL).")] = Path(
+        "intel-matches.jsonl"
+    ),
+    sightings: Annotated[
+        Path | None, typer.Option(help="Write signed STIX sightings to send back here.")
+    ] = None,
+    member: Annotated[str | None, typer.Option(help="Our member name (sightings).")] = None,
+    key: Annotated[Path | None, typer.Option(help="Our signing key (sightings).")] = None,
+    now: NowOpt = None,
+) -> None:
+    """Verify received bundles, match their indicators against a local log, write matches.
+
+    Unsigned, tampered, expired, replayed or unknown-signer bundles are rejected with a reason
+    (exit 1 when any was); the accepted ones are still used.
+    """
+    from distillwatch.share.files import import_files, parse_now, read_group_secret
+    from distillwatch.share.trust import load_members
+
+    result = import_files(
+        bundles,
+        policy=load_members(members),
+        group_secret=read_group_secret(group_secret),
+        log=log,
+        accounts=accounts,
+        out=out,
+        now=parse_now(now),
+        sightings_out=sightings,
+        member=member,
+        key=key,
+        verdicts=verdicts,
+    )
+    console = _console()
+    for path, reason in result.rejected:
+        console.print(f"{path}: {reason}", markup=False)
+    console.print(
+        f"{len(result.accepted)} bundle(s) accepted, {len(result.rejected)} rejected; "
+        f"{result.matches} account(s) matched → {out}"
+        + (f"; {result.sightings} sighting(s) → {sightings}" if sightings else ""),
+        markup=False,
+    )
+    if result.rejected:
+        raise typer.Exit(1)
+
+
+@intel_app.command("serve")
+@handle_errors
+def serve(
+    config: Annotated[
+        Path, typer.Option(help="TAXII server config (YAML; docs/intel.md).", show_default=False)
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 9500,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve signed intel over TAXII 2.1 (discovery at /taxii2/)."""
+    import uvicorn
+
+    from distillwatch.share.taxii import TaxiiServer, load_config
+
+    cfg, policy = load_config(config)
+    server = TaxiiServer(cfg, policy)
+    _console().print(f"TAXII 2.1 on http://{host}:{port}/taxii2/ (api root /{cfg.api_root}/)")
+    uvicorn.run(server.app, host=host, port=port, log_level=log_level)
+
+
+UserOpt = Annotated[str, typer.Option(help="TAXII user (our member name).", show_default=False)]
+PasswordOpt = Annotated[
+    str,
+    typer.Option(envvar="DISTILLWATCH_TAXII_PASSWORD", help="TAXII password.", show_default=False),
+]
+CollectionOpt = Annotated[
+    str,
+    typer.Option(
+        help="Collection URL: https://host/<api-root>/collections/<id>/", show_default=False
+    ),
+]
+
+
+@intel_app.command("push")
+@handle_errors
+def push(
+    bundles: Annotated[list[Path], typer.Argument(help="Signed bundles.", show_default=False)],
+    collection: CollectionOpt,
+    user: UserOpt,
+    password: PasswordOpt,
+) -> None:
+    """Publish signed bundles to a TAXII 2.1 collection."""
+    from distillwatch.share.taxii_client import push as do_push
+
+    stored = do_push(collection, user, password, bundles)
+    _console().print(f"{len(bundles)} bundle(s) pushed, {stored} object(s) stored", markup=False)
+
+
+@intel_app.command("pull")
+@handle_errors
+def pull(
+    collection: CollectionOpt,
+    user: UserOpt,
+    password: PasswordOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the bundles.")] = Path(
+        "intel-in"
+    ),
+    since: Annotated[
+        str | None, typer.Option(help="Only objects added after this time (RFC 3339).")
+    ] = None,
+    state: Annotated[
+        Path | None, typer.Option(help="State file: pull only what is new since the last pull.")
+    ] = None,
+) -> None:
+    """Fetch signed bundles from a TAXII 2.1 collection (verify them with intel import)."""
+    from distillwatch.share.files import write_json
+    from distillwatch.share.taxii_client import pull as do_pull
+    from distillwatch.share.taxii_client import read_state
+
+    after = since or (read_state(state) if state is not None else None)
+    result = do_pull(collection, user, password, out, since=after)
+    if state is not None and result.last_added:
+        write_json(state, {"last_added": result.last_added})
+    _console().print(f"{len(result.written)} bundle(s) → {out}", markup=False)

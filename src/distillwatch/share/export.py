@@ -1,0 +1,252 @@
+"""Campaigns → a STIX 2.1 bundle of privacy-preserving indicators (built with ``stix2``).
+
+The bundle holds: the member's identity; the five TLP 2.0 marking definitions; the ATLAS
+attack patterns (AML.T0024.002 Extract AI Model, AML.T0008.005 AI Service Proxies, each
+citing case study AML.CS0056); one ``campaign`` per detected campaign (named by a keyed
+token, never its local id or accounts) that ``uses`` both patterns; and its indicators
+(``pattern_type: distillwatch``, see ``pattern``: keyed hashes, scaffold sketches and, with
+verdicts, a behaviour rule) each ``indicates`` the campaign, with
+``confidence``, ``valid_from`` (the epoch's start) and ``valid_until`` (export time + the
+kind's lifetime). Every object the member creates carries ``created_by_ref`` and the chosen
+TLP marking. Ids are deterministic (UUIDv5), so re-exports deduplicate at the receiver.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import stix2
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from distillwatch.attribute.campaigns import Campaign
+from distillwatch.records import Verdict
+from distillwatch.share.collect import Collector
+from distillwatch.share.errors import IntelError
+from distillwatch.share.keys import GroupKeyer, epoch_id, epoch_start
+from distillwatch.share.markings import TECHNIQUES, TLP2_IDS, all_tlp2, attack_pattern
+from distillwatch.share.pattern import PATTERN_TYPE, KeyedHash, ScaffoldSketch, group_name
+from distillwatch.share.rules import BehaviourRule, derive_rule
+from distillwatch.share.sign import identity_id
+from distillwatch.signals import create_signals
+
+KIND_RELIABILITY: Final = {
+    "card": 1.0,
+    "ip": 0.9,
+    "email_domain": 0.7,
+    "net": 0.6,
+    "scaffold": 0.6,
+    "user_agent": 0.5,
+    "rule": 0.5,
+}
+"""How much an indicator of each kind says about its holder, relative to the campaign."""
+LIFETIME: Final = {
+    "card": timedelta(days=90),
+    "email_domain": timedelta(days=30),
+    "scaffold": timedelta(days=30),
+    "user_agent": timedelta(days=14),
+    "ip": timedelta(days=7),
+    "net": timedelta(days=7),
+    "rule": timedelta(days=30),
+}
+RULE_MIN_EXCHANGES: Final = 20
+"""A rule never asks for more exchanges than this (the shipped policy's ``min_exchanges``)."""
+SKETCH_THRESHOLD: Final = 0.9
+"""Near-exact: the exporter checks its own customers for the exact scaffold only, so a looser
+match at the receiver would reach phrases nobody checked."""
+_NS: Final = uuid.UUID("c4a3e2f1-7d6b-5a49-8e3c-2b1a0f9e8d7c")
+MEMBER_CREATED: Final = "2025-01-01T00:00:00.000Z"
+OBJECTIVE: Final = (
+    "Adversarial distillation: harvest a model's outputs through its API to train a copy."
+)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Who exports, for which sharing group, under which TLP level."""
+
+    member: str
+    group: str
+    group_secret: bytes
+    tlp: str = "amber"
+    epoch: str | None = None
+    """Key epoch (default: the export time's ISO week)."""
+
+    def __post_init__(self) -> None:
+        group_name(self.group)
+        group_name(self.member)
+        if self.tlp not in TLP2_IDS:
+            raise IntelError(f"unknown TLP level {self.tlp!r}; one of: {', '.join(TLP2_IDS)}")
+
+
+@dataclass
+class ExportStats:
+    campaigns: int = 0
+    indicators: dict[str, int] = field(default_factory=dict)
+
+
+def campaign_token(secret: bytes, group: str, member: str, campaign_id: str) -> str:
+    """A stable keyed token for a local campaign id (never the id itself)."""
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"distillwatch-intel-ids", info=group.encode()
+    ).derive(secret)
+    return hmac.digest(key, f"{member}\x00{campaign_id}".encode(), "sha256")[:8].hex()
+
+
+def _confidence(campaign: Campaign, scores: Mapping[str, float]) -> int:
+    """Campaign confidence (0-100): its members' mean verdict score, else its acted share."""
+    got = [scores[a] for a in campaign.accounts if a in scores]
+    value = sum(got) / len(got) if got else campaign.acted / max(1, campaign.size)
+    return max(0, min(100, round(100 * value)))
+
+
+def build_bundle(
+    campaigns: Sequence[Campaign],
+    collector: Collector,
+    config: ExportConfig,
+    *,
+    now: datetime,
+    verdicts: Sequence[Verdict] = (),
+) -> tuple[stix2.v21.Bundle, ExportStats]:
+    """The STIX bundle of every campaign's shareable indicators, at ``now``."""
+    epoch = config.epoch or epoch_id(now)
+    start = epoch_start(epoch)
+    if start > now:
+        raise IntelError(f"epoch {epoch} starts after the export time")
+    keyer = GroupKeyer(config.group_secret, config.group, epoch)
+    me = identity_id(config.member)
+    marking = [TLP2_IDS[config.tlp]]
+    common: dict[str, Any] = {"created_by_ref": me, "object_marking_refs": marking}
+    identity = stix2.v21.Identity(
+        id=me,
+        created=MEMBER_CREATED,
+        modified=MEMBER_CREATED,
+        name=config.member,
+        identity_class="organization",
+        sectors=["technology"],
+        description=f"distillwatch intel member of sharing group {config.group}",
+        **common,
+    )
+    patterns = [attack_pattern(t) for t in TECHNIQUES]
+    objects: list[Any] = [identity, *all_tlp2(), *patterns]
+    scores = {v.account_id: v.score for v in verdicts}
+    rule_of = _rules(campaigns, verdicts, config.group)
+    stats = ExportStats()
+    for camp in sorted(campaigns, key=lambda c: c.campaign_id):
+        if camp.campaign_id not in collector.intel:
+            continue
+        token = campaign_token(config.group_secret, config.group, config.member, camp.campaign_id)
+        conf = _confidence(camp, scores)
+        first = camp.first_seen or start
+        last = max(camp.last_seen or now, first)
+        c = stix2.v21.Campaign(
+            id=f"campaign--{uuid.uuid5(_NS, f'{me}|{token}')}",
+            created=min(first, now),
+            modified=now,
+            name=f"distillation campaign {token}",
+            description=(
+                f"{camp.size} accounts ({camp.acted} acted on), {camp.exchanges} exchanges; "
+                f"linked by {', '.join(sorted(camp.shared_keys)) or 'shared keys'}"
+            ),
+            objective=OBJECTIVE,
+            first_seen=first,
+            last_seen=last,
+            confidence=conf,
+            **common,
+        )
+        objects.append(c)
+        for ap in patterns:
+            objects.append(_relationship(me, c.id, "uses", ap.id, start, now, marking))
+        stats.campaigns += 1
+        attrs, edges = collector.shareable(camp.campaign_id)
+        forms: list[tuple[str, KeyedHash | ScaffoldSketch | BehaviourRule]] = []
+        for kind in sorted(attrs):
+            for value in sorted(attrs[kind]):
+                digest = keyer.digest_raw(kind, value).hex()
+                forms.append((kind, KeyedHash(kind, config.group, epoch, digest)))
+        for edge, text in edges:
+            sketch = keyer.sketch(text)
+            sk = ScaffoldSketch(edge, len(text), SKETCH_THRESHOLD, config.group, epoch, sketch)
+            forms.append(("scaffold", sk))
+        rule = rule_of.get(camp.campaign_id)
+        if rule is not None:
+            forms.append(("rule", rule))
+        for kind, form in forms:
+            pattern = form.render()
+            ind = stix2.v21.Indicator(
+                id=f"indicator--{uuid.uuid5(_NS, f'{me}|{pattern}')}",
+                created=start,
+                modified=now,
+                name=f"{kind} of distillation campaign {token}",
+                description=f"distillwatch {kind} indicator (keyed; see docs/intel.md)",
+                indicator_types=["malicious-activity", "attribution"],
+                pattern_type=PATTERN_TYPE,
+                pattern_version="1",
+                pattern=pattern,
+                valid_from=start,
+                valid_until=now + LIFETIME[kind],
+                confidence=round(conf * KIND_RELIABILITY[kind]),
+                **common,
+            )
+            objects.append(ind)
+            objects.append(_relationship(me, ind.id, "indicates", c.id, start, now, marking))
+            stats.indicators[kind] = stats.indicators.get(kind, 0) + 1
+    bundle = stix2.v21.Bundle(
+        objects=objects, id=f"bundle--{uuid.uuid5(_NS, f'{me}|{now.isoformat()}')}"
+    )
+    return bundle, stats
+
+
+def _rules(
+    campaigns: Sequence[Campaign], verdicts: Sequence[Verdict], group: str
+) -> dict[str, BehaviourRule]:
+    """A behaviour rule per campaign, from the verdicts' signal values (none without them)."""
+    if not verdicts:
+        return {}
+    versions = {s.id: s.version for s in create_signals()}
+    member_of = {a: c.campaign_id for c in campaigns for a in c.accounts}
+    by_campaign: dict[str, list[Verdict]] = {}
+    others = []
+    for v in verdicts:
+        if v.evidence is None:
+            continue
+        cid = member_of.get(v.account_id)
+        if cid is None:
+            others.append(v.evidence.signals)
+        else:
+            by_campaign.setdefault(cid, []).append(v)
+    out = {}
+    for cid, vs in by_campaign.items():
+        counts = sorted(v.evidence.exchanges for v in vs if v.evidence is not None)
+        min_exchanges = min(RULE_MIN_EXCHANGES, counts[len(counts) // 10])
+        members = [v.evidence.signals for v in vs if v.evidence is not None]
+        rule = derive_rule(members, others, versions, group=group, min_exchanges=min_exchanges)
+        if rule is not None:
+            out[cid] = rule
+    return out
+
+
+def _relationship(
+    me: str,
+    source: str,
+    rel: str,
+    target: str,
+    created: datetime,
+    now: datetime,
+    marking: list[str],
+) -> stix2.v21.Relationship:
+    return stix2.v21.Relationship(
+        id=f"relationship--{uuid.uuid5(_NS, f'{source}|{rel}|{target}')}",
+        created=min(created, now),
+        modified=now,
+        relationship_type=rel,
+        source_ref=source,
+        target_ref=target,
+        created_by_ref=me,
+        object_marking_refs=marking,
+    )

@@ -1,0 +1,240 @@
+"""File-level export and import: what ``distillwatch intel export|import|keygen`` run.
+
+Paths in, files out, every failure an ``IntelError`` with one line to print. The log is read
+once, in file order (the collector does not need time order).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from distillwatch.attribute.campaigns import read_campaigns
+from distillwatch.clock import SystemClock, to_datetime
+from distillwatch.log import read_accounts, read_exchanges, read_verdicts
+from distillwatch.records import Account
+from distillwatch.share.collect import Collector, CollectRules
+from distillwatch.share.errors import IntelError, RejectedBundleError
+from distillwatch.share.export import ExportConfig, ExportStats, build_bundle
+from distillwatch.share.match import IntelIndex, IntelMatcher
+from distillwatch.share.sign import (
+    load_private,
+    parse_ts,
+    private_pem,
+    public_b64,
+    sign,
+    verify,
+)
+from distillwatch.share.trust import TrustPolicy
+from distillwatch.signals import create_signals
+
+
+def read_group_secret(path: Path) -> bytes:
+    """The sharing group's secret: a file holding at least 32 hex characters."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        secret = bytes.fromhex(text)
+    except OSError as exc:
+        raise IntelError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise IntelError(f"{path}: the group secret must be hex text") from None
+    if len(secret) < 16:
+        raise IntelError(f"{path}: the group secret must be at least 16 bytes (32 hex)")
+    return secret
+
+
+def _write_private(path: Path, data: bytes, force: bool) -> None:
+    if path.exists() and not force:
+        raise IntelError(f"{path} exists; refusing to overwrite a key (use --force)")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise IntelError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def keygen_member(member: str, out: Path, force: bool = False) -> tuple[Path, str]:
+    """A new Ed25519 signing key for ``member`` in ``out``; returns its path and public key."""
+    out.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    path = out / f"{member}.key"
+    _write_private(path, private_pem(key), force)
+    pub = public_b64(key.public_key())
+    (out / f"{member}.pub").write_text(pub + "\n", encoding="ascii")
+    return path, pub
+
+
+def keygen_group(path: Path, force: bool = False) -> None:
+    """A new 32-byte sharing-group secret, as hex, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_private(path, (secrets.token_hex(32) + "\n").encode(), force)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    try:
+        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise IntelError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def export_files(
+    *,
+    campaigns: Path,
+    log: Path,
+    accounts: Path | None,
+    verdicts: Path | None,
+    config: ExportConfig,
+    key: Path,
+    out: Path,
+    now: datetime,
+    ttl: timedelta = timedelta(days=7),
+    rules: CollectRules | None = None,
+    stix_out: Path | None = None,
+) -> ExportStats:
+    """Export the campaigns of a scanned log as a signed envelope (and the bare bundle)."""
+    private = load_private(key)
+    try:
+        camps = read_campaigns(campaigns)
+    except OSError as exc:
+        raise IntelError(f"cannot read {campaigns}: {exc.strerror or exc}") from None
+    accts: dict[str, Account] = read_accounts(accounts) if accounts is not None else {}
+    collector = Collector({c.campaign_id: c.accounts for c in camps}, accts, rules)
+    collector.run(lambda: read_exchanges(log))
+    vs = read_verdicts(verdicts) if verdicts is not None else []
+    bundle, stats = build_bundle(camps, collector, config, now=now, verdicts=vs)
+    body = json.loads(bundle.serialize())
+    if stix_out is not None:
+        write_json(stix_out, body)
+    write_json(out, sign(body, config.member, private, signed_at=now, expires=now + ttl))
+    return stats
+
+
+@dataclass
+class ImportResult:
+    accepted: list[str] = field(default_factory=list)
+    rejected: list[tuple[Path, str]] = field(default_factory=list)
+    matches: int = 0
+    sightings: int = 0
+
+
+def load_envelope(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except OSError as exc:
+        raise IntelError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise RejectedBundleError("malformed", f"{path} is not JSON") from None
+
+
+def import_files(
+    envelopes: Sequence[Path],
+    *,
+    policy: TrustPolicy,
+    group_secret: bytes,
+    log: Path,
+    accounts: Path | None,
+    out: Path,
+    now: datetime,
+    sightings_out: Path | None = None,
+    member: str | None = None,
+    key: Path | None = None,
+    verdicts: Path | None = None,
+) -> ImportResult:
+    """Verify envelopes, index their indicators, match a local log, write matches (JSONL).
+
+    With ``verdicts`` (a local scan's), behaviour rules are matched against its signal values.
+    """
+    result = ImportResult()
+    index = IntelIndex(policy.group, group_secret)
+    seen: set[str] = set()
+    for path in envelopes:
+        try:
+            signer, bundle = verify(load_envelope(path), policy.signers, now=now, seen=seen)
+        except RejectedBundleError as exc:
+            result.rejected.append((path, str(exc)))
+            continue
+        index.add_bundle(signer.member, bundle, now=now)
+        result.accepted.append(signer.member)
+    accts = read_accounts(accounts) if accounts is not None else {}
+    matcher = IntelMatcher(index, policy, accts)
+    for batch in read_exchanges(log):
+        for e in batch:
+            matcher.observe(e, e.ts.timestamp())
+    t = now.timestamp()
+    if verdicts is not None and index.rules:
+        versions = {sig.id: sig.version for sig in create_signals()}
+        for v in read_verdicts(verdicts):
+            got = v.evidence
+            if got is not None:
+                matcher.observe_signals(v.account_id, got.signals, versions, got.exchanges, t)
+    enc = msgspec.json.Encoder()
+    try:
+        with out.open("wb") as f:
+            for aid in sorted(matcher.hits):
+                ev = matcher.evidence(aid, t)
+                if ev is None:
+                    continue
+                result.matches += 1
+                row = {
+                    "account_id": aid,
+                    "evidence": ev.evidence,
+                    "ceiling": matcher.ceiling(aid, t).value,
+                    "explanation": ev.explanation,
+                    "indicators": sorted(r.indicator_id for r in matcher.matched(aid, t)),
+                }
+                f.write(enc.encode(row) + b"\n")
+    except OSError as exc:
+        raise IntelError(f"cannot write {out}: {exc.strerror or exc}") from None
+    if sightings_out is not None:
+        if member is None or key is None:
+            raise IntelError("sightings need --member and --key to be signed")
+        import stix2
+
+        found = matcher.sightings(member, now)
+        result.sightings = len(found)
+        bundle_obj = stix2.v21.Bundle(objects=found) if found else None
+        body = json.loads(bundle_obj.serialize()) if bundle_obj else _empty_bundle()
+        env = sign(body, member, load_private(key), signed_at=now, expires=now + timedelta(days=7))
+        write_json(sightings_out, env)
+    return result
+
+
+def _empty_bundle() -> dict[str, Any]:
+    import uuid
+
+    return {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": []}
+
+
+def parse_now(text: str | None) -> datetime:
+    """``--now`` (RFC 3339) or the wall clock (the CLI's one clock read)."""
+    if text is None:
+        return to_datetime(SystemClock().now())
+    try:
+        return parse_ts(text)
+    except ValueError:
+        raise IntelError(f"--now must be an RFC 3339 time with a zone, not {text!r}") from None
+
+
+__all__ = [
+    "ImportResult",
+    "export_files",
+    "import_files",
+    "keygen_group",
+    "keygen_member",
+    "parse_now",
+    "read_group_secret",
+]

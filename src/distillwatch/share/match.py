@@ -1,0 +1,213 @@
+"""Matches local accounts against received intel; evidence for the engine; sightings back.
+
+``IntelMatcher`` is shaped like the engine's ``Linker``: it sees every exchange (addresses,
+networks, clients, sampled prompt edges) and every account's sign-up data (card, e-mail
+domain), behaviour rules are matched against an account's signal values (``observe_signals``),
+and ``evidence`` is a ``SignalValue`` (``intel.match``, weighed by the trust policy: "matches 3
+indicators from member-b (confidence 80)"). ``sightings`` are the STIX sightings to send back
+to each indicator's publisher. The index itself is ``distillwatch.share.index``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+import stix2
+
+from distillwatch.records import Account, Action, Exchange, SignalValue
+from distillwatch.share.index import ImportStats, IndicatorRef, IntelIndex
+from distillwatch.share.sign import identity_id
+from distillwatch.share.trust import TrustPolicy
+from distillwatch.signals.text import last_user_text
+
+SIGNAL_ID: Final = "intel.match"
+SIGNAL_VERSION: Final = 1
+
+__all__ = ["SIGNAL_ID", "ImportStats", "IndicatorRef", "IntelIndex", "IntelMatcher"]
+
+
+@dataclass
+class _Hits:
+    refs: dict[str, IndicatorRef] = field(default_factory=dict)
+    first: float = 0.0
+    last: float = 0.0
+    last_ip: str | None = None
+    last_agent: str | None = None
+    n: int = 0
+    generation: int = -1
+    """The index generation the account's sign-up attributes were last matched against."""
+
+
+class IntelMatcher:
+    """Matches accounts against an ``IntelIndex`` (the engine's ``Linker`` shape)."""
+
+    def __init__(
+        self,
+        index: IntelIndex,
+        policy: TrustPolicy,
+        accounts: Mapping[str, Account] | None = None,
+        *,
+        sketch_first: int = 8,
+        sketch_every: int = 32,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.index = index
+        self.on_change = on_change
+        """Called with an account id when it matches a new indicator (give it ``Engine.touch``)."""
+        self.policy = policy
+        self.accounts = accounts or {}
+        self.sketch_first = sketch_first
+        self.sketch_every = sketch_every
+        self.hits: dict[str, _Hits] = {}
+
+    def _add(self, h: _Hits, refs: Iterable[IndicatorRef], t: float, aid: str = "") -> None:
+        new = False
+        for r in refs:
+            if r.indicator_id not in h.refs:
+                h.refs[r.indicator_id] = r
+                h.first = t if not h.first else min(h.first, t)
+                new = True
+            h.last = max(h.last, t)
+        if new and aid and self.on_change is not None:
+            self.on_change(aid)
+
+    def observe(self, exchange: Exchange, t: float) -> None:
+        aid = exchange.account_id
+        h = self.hits.get(aid)
+        idx = self.index
+        if h is None:
+            h = self.hits[aid] = _Hits()
+        if h.generation != idx.generation:  # new intel since: look at what we know again
+            h.generation = idx.generation
+            h.last_ip = h.last_agent = None
+            acct = self.accounts.get(aid)
+            if acct is not None:
+                if acct.payment_fingerprint:
+                    self._add(h, idx.match_value("card", acct.payment_fingerprint, t), t, aid)
+                if acct.email_domain:
+                    self._add(h, idx.match_value("email_domain", acct.email_domain, t), t, aid)
+        h.n += 1
+        if exchange.ip != h.last_ip:
+            h.last_ip = exchange.ip
+            self._add(h, idx.match_value("ip", exchange.ip, t), t, aid)
+            self._add(h, idx.match_value("net", exchange.ip, t), t, aid)
+        ua = exchange.user_agent
+        if ua and ua != h.last_agent:
+            h.last_agent = ua
+            self._add(h, idx.match_value("user_agent", ua, t), t, aid)
+        if idx.by_band and (h.n <= self.sketch_first or h.n % self.sketch_every == 0):
+            prompt = last_user_text(exchange.request)
+            if prompt:
+                self._add(h, idx.match_prompt(prompt, t), t, aid)
+
+    def observe_signals(
+        self,
+        account_id: str,
+        values: Mapping[str, float | None],
+        versions: Mapping[str, int],
+        exchanges: int,
+        t: float,
+    ) -> None:
+        """Match behaviour rules against an account's signal values (from a verdict)."""
+        if not self.index.rules:
+            return
+        refs = self.index.match_signals(values, versions, exchanges, t)
+        if refs:
+            self._add(self.hits.setdefault(account_id, _Hits()), refs, t, account_id)
+
+    def acted(self, account_id: str, action: Action, t: float) -> None:
+        """Nothing to do: intel evidence does not depend on local actions."""
+
+    def campaign_of(self, account_id: str) -> str | None:
+        """The STIX id of the shared campaign a *corroborated* match ties the account to.
+
+        Only corroborated intel names a campaign (a policy may act sooner on campaign members);
+        one member's word never does.
+        """
+        h = self.hits.get(account_id)
+        if h is None or not h.refs:
+            return None
+        live = self.matched(account_id, h.last)
+        if not self.corroborated(account_id, h.last):
+            return None
+        votes: dict[str, int] = {}
+        for r in live:
+            if r.campaign is not None:
+                votes[r.campaign] = votes.get(r.campaign, 0) + 1
+        return max(sorted(votes), key=lambda c: votes[c]) if votes else None
+
+    def matched(self, account_id: str, now: float) -> list[IndicatorRef]:
+        h = self.hits.get(account_id)
+        if h is None:
+            return []
+        return [r for r in h.refs.values() if r.valid_until is None or r.valid_until > now]
+
+    def _beliefs(self, refs: list[IndicatorRef]) -> tuple[dict[str, float], dict[str, int]]:
+        """Each member's credited belief ``1 − Π(1 − credit)`` and its matched indicators."""
+        per_member: dict[str, float] = {}
+        count: dict[str, int] = {}
+        for r in refs:
+            c = self.policy.credit(r.kind, r.confidence)
+            per_member[r.member] = 1.0 - (1.0 - per_member.get(r.member, 0.0)) * (1.0 - c)
+            count[r.member] = count.get(r.member, 0) + 1
+        return per_member, count
+
+    def corroborated(self, account_id: str, now: float) -> bool:
+        """Whether enough members, each confident enough, agree on the account."""
+        refs = self.matched(account_id, now)
+        return bool(refs) and self.policy.combine(self._beliefs(refs)[0])[1]
+
+    def evidence(self, account_id: str, now: float) -> SignalValue | None:
+        refs = self.matched(account_id, now)
+        if not refs:
+            return None
+        per_member, count = self._beliefs(refs)
+        ev, corroborated = self.policy.combine(per_member)
+        parts = [
+            f"{count[m]} indicator{'s' if count[m] != 1 else ''} from {m} "
+            f"(confidence {round(100 * per_member[m])})"
+            for m in sorted(count, key=lambda m: -per_member[m])
+        ]
+        note = "" if corroborated else "; uncorroborated: monitor only"
+        return SignalValue(
+            signal_id=SIGNAL_ID,
+            version=SIGNAL_VERSION,
+            value=float(len(refs)),
+            evidence=round(ev, 3),
+            explanation=f"matches {', '.join(parts)}{note}",
+        )
+
+    def ceiling(self, account_id: str, now: float) -> Action:
+        """The strongest action intel alone may justify: ``monitor`` unless corroborated."""
+        if not self.matched(account_id, now):
+            return Action.ALLOW
+        return Action.BLOCK if self.corroborated(account_id, now) else Action.MONITOR
+
+    def sightings(self, member: str, now: datetime) -> list[stix2.v21.Sighting]:
+        """One STIX sighting per matched indicator: how many local accounts matched it."""
+        me = identity_id(member)
+        per: dict[str, tuple[int, float, float]] = {}
+        for h in self.hits.values():
+            for iid in h.refs:
+                n, f, last = per.get(iid, (0, h.first, h.last))
+                per[iid] = (n + 1, min(f, h.first), max(last, h.last))
+        out = []
+        for iid in sorted(per):
+            n, f, last = per[iid]
+            out.append(
+                stix2.v21.Sighting(
+                    created=now,
+                    modified=now,
+                    created_by_ref=me,
+                    sighting_of_ref=iid,
+                    where_sighted_refs=[me],
+                    count=n,
+                    first_seen=datetime.fromtimestamp(f, now.tzinfo),
+                    last_seen=datetime.fromtimestamp(max(f, last), now.tzinfo),
+                    description=f"{n} local account(s) matched",
+                )
+            )
+        return out
