@@ -7,7 +7,8 @@ rows: campaign attribution off (its evidence refitted away too), and all signals
 hand-set weights (every weight 1, prior 1 %: the naive-Bayes sum) against the fitted
 weights, which justifies the combiner itself.
 
-    distillwatch bench calibrate --out bench-calibrate --write src/distillwatch/detect/combiner.json
+    distillwatch bench calibrate --scenarios default,evasive,demo --out bench-calibrate \
+        --write src/distillwatch/detect/combiner.json
     python bench/ablation.py --calibration bench-calibrate --record docs/benchmarks.md
 """
 
@@ -82,11 +83,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--out", type=Path, default=ROOT / "bench-ablation")
-    ap.add_argument("--prior", type=float, default=0.01)
+    ap.add_argument(
+        "--prior", type=float, help="default: the prior the calibration chose (its combiner.json)"
+    )
     ap.add_argument("--record", type=Path, help="markdown file whose `ablation` section to write")
     args = ap.parse_args()
 
     designs = {n: Design.load(args.calibration / f"design-{n}.npz") for n in ("full", "metadata")}
+    if args.prior is None:
+        args.prior = json.loads((args.calibration / "combiner.json").read_text())["prior"]
     all_signals = create_signals()
     text = frozenset(s.id for s in all_signals if s.needs_text)
     families: dict[str, set[str]] = {}
@@ -109,7 +114,7 @@ def main() -> None:
     rows: list[tuple[str, Metrics, Metrics]] = []
     variants: list[tuple[str, set[str], LogOddsScorer | None]] = [
         ("all signals and campaigns, fitted combiner", set(), None),
-        ("all, hand-set weights (1 each, prior 1 %)", set(), LogOddsScorer(args.prior)),
+        ("all, hand-set weights (1 each, prior 1 %)", set(), LogOddsScorer(0.01)),
         ("without campaign attribution", {CAMPAIGN}, None),
     ]
     variants += [(f"without {fam}", ids, None) for fam, ids in sorted(families.items())]
