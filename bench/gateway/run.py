@@ -1,13 +1,19 @@
-"""Gateway latency and throughput on loopback: direct vs bare pass-through vs distillwatch.
+"""Gateway latency and throughput on loopback: direct, nginx, bare pass-through, distillwatch.
 
 Every configuration runs in the same invocation against the same fake upstream (one
-uvicorn worker each): ``direct`` (client → upstream), ``bare`` (a Starlette + aiohttp
-pass-through, ``bench/gateway/bare_proxy.py``) and ``distillwatch`` (the gateway with
-durable logging, fsync per group commit, and live scoring on every exchange), plus
-``distillwatch-nofsync`` to show what durability costs. Optionally a streaming run: N
-concurrent streams through distillwatch with a slow upstream.
+uvicorn worker, or one nginx worker, each): ``direct`` (client → upstream), ``nginx`` (a
+reverse proxy with upstream keep-alive and ``proxy_buffering off``; skipped when no
+``nginx`` is on the PATH), ``bare`` (a Starlette + aiohttp pass-through,
+``bench/gateway/bare_proxy.py``) and ``distillwatch`` (the gateway with durable logging,
+fsync per group commit, and live scoring on every exchange), plus ``distillwatch-nofsync``
+to show what fsync costs. For the gateways, the engine's lag (exchange finished → observed,
+``distillwatch_engine_lag_seconds``) is read from ``/metrics`` around each measurement.
+Optionally a streaming run: N concurrent streams through distillwatch with a slow upstream.
 
     .venv/bin/python -m bench.gateway.run --out /tmp/gw-bench.json
+    # and against another version (here: the last commit), interleaved in the same run
+    git archive HEAD src | tar -x -C /tmp/base && .venv/bin/python -m bench.gateway.run \
+        --baseline-src /tmp/base/src --out /tmp/gw-bench.json
 
 The load generator shares the machine with the servers, so absolute numbers are a lower
 bound on what the servers could do alone; compare configurations within one run.
@@ -21,6 +27,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -65,9 +72,19 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -
 
 
 @contextmanager
-def server(args: list[str], port: int) -> Iterator[str]:
+def server(
+    args: list[str], port: int, command: list[str] | None = None, pythonpath: str | None = None
+) -> Iterator[str]:
+    """Run ``python -m ARGS`` (or ``command``) until the block ends; yield its base URL.
+    ``pythonpath`` puts another source tree first (to run another version of the gateway)."""
+    env = None
+    if pythonpath is not None:
+        env = {**os.environ, "PYTHONPATH": pythonpath}
     proc = subprocess.Popen(
-        [sys.executable, "-m", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command or [sys.executable, "-m", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         wait_port(port, proc)
@@ -169,21 +186,138 @@ async def streams(url: str, n: int) -> dict[str, Any]:
     return {"streams": n, "completed": ok, "errors": n - ok, "wall_s": time.perf_counter() - t}
 
 
+LAG_METRIC = "distillwatch_engine_lag_seconds_bucket"
+
+
+def lag_buckets(url: str) -> dict[float, float] | None:
+    """Cumulative counts of the gateway's engine-lag histogram (None: not a gateway)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith(LAG_METRIC + "{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(le)] = float(line.rsplit(" ", 1)[1])
+    return out or None
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The q-quantile (ms) of what was observed between two scrapes, interpolated linearly
+    within its histogram bucket (``inf`` when it lies past the last finite bound)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1]
+    if total <= 0:
+        return float("nan")
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, cum in zip(bounds, counts, strict=True):
+        if cum >= rank:
+            if bound == float("inf"):
+                return float("inf")
+            inside = cum - below
+            return (lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)) * 1000
+        lower, below = bound, cum
+    return float("inf")
+
+
+def with_lag(url: str, run: Any) -> dict[str, Any]:
+    before = lag_buckets(url)
+    result: dict[str, Any] = run()
+    after = lag_buckets(url) if before is not None else None
+    if before is not None and after is not None:
+        result["lag_n"] = after[float("inf")] - before.get(float("inf"), 0.0)
+        result["lag_p50_ms"] = bucket_quantile(before, after, 0.5)
+        result["lag_p99_ms"] = bucket_quantile(before, after, 0.99)
+    return result
+
+
 def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     path = url + "/v1/chat/completions"
     return {
-        "c1": asyncio.run(sequential(path, args.requests, args.warmup)),
-        "c64": asyncio.run(concurrent(path, 64, args.seconds, 1.0)),
+        "c1": with_lag(url, lambda: asyncio.run(sequential(path, args.requests, args.warmup))),
+        "c64": with_lag(url, lambda: asyncio.run(concurrent(path, 64, args.seconds, 1.0))),
     }
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median over rounds of every figure, and the rounds themselves."""
+    """Median, min and max over rounds of every figure, and the rounds themselves."""
     out: dict[str, Any] = {"rounds": runs}
     for level in ("c1", "c64"):
         keys = [k for k, v in runs[0][level].items() if isinstance(v, int | float)]
         out[level] = {k: statistics.median(run[level][k] for run in runs) for k in keys}
+        out[level + "_spread"] = {
+            k: [min(run[level][k] for run in runs), max(run[level][k] for run in runs)]
+            for k in keys
+        }
     return out
+
+
+def compare(configs: dict[str, Any]) -> dict[str, Any]:
+    """Per round, the issue's targets: added c=1 p50/p99 over direct, c=64 req/s over bare."""
+    direct, bare = configs["direct"]["rounds"], configs["bare"]["rounds"]
+    out: dict[str, Any] = {}
+    for name, summary in configs.items():
+        if name == "direct":
+            continue
+        rounds = summary["rounds"]
+        added_p50 = [
+            r["c1"]["p50_ms"] - d["c1"]["p50_ms"] for r, d in zip(rounds, direct, strict=True)
+        ]
+        added_p99 = [
+            r["c1"]["p99_ms"] - d["c1"]["p99_ms"] for r, d in zip(rounds, direct, strict=True)
+        ]
+        ratio = [r["c64"]["rps"] / b["c64"]["rps"] for r, b in zip(rounds, bare, strict=True)]
+        out[name] = {
+            "added_p50_ms": {"median": statistics.median(added_p50), "rounds": added_p50},
+            "added_p99_ms": {"median": statistics.median(added_p99), "rounds": added_p99},
+            "c64_vs_bare": {"median": statistics.median(ratio), "rounds": ratio},
+        }
+    return out
+
+
+NGINX_CONF = """worker_processes 1;
+daemon off;
+{user}
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/nginx-tmp/body;
+    proxy_temp_path {work}/nginx-tmp/proxy;
+    fastcgi_temp_path {work}/nginx-tmp/fastcgi;
+    uwsgi_temp_path {work}/nginx-tmp/uwsgi;
+    scgi_temp_path {work}/nginx-tmp/scgi;
+    upstream fake {{ server {upstream}; keepalive 256; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://fake;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_command(nginx: str, up: str, port: int, work: Path) -> list[str]:
+    """A one-worker nginx reverse proxy to ``up`` on ``port`` (config written into ``work``)."""
+    (work / "nginx-tmp").mkdir(exist_ok=True)
+    conf = work / "nginx.conf"
+    user = "user root;" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
+    conf.write_text(
+        NGINX_CONF.format(user=user, work=work, upstream=up.removeprefix("http://"), port=port),
+        encoding="utf-8",
+    )
+    return [nginx, "-c", str(conf), "-p", str(work)]
 
 
 def gateway_args(up: str, port: int, work: Path, name: str, fsync: bool) -> list[str]:
@@ -203,6 +337,16 @@ def gateway_args(up: str, port: int, work: Path, name: str, fsync: bool) -> list
     return ["distillwatch", "serve", "--config", str(config), "--log-level", "warning"]
 
 
+def nginx_version() -> str | None:
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if nginx is None:
+        return None
+    out = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False)
+    return (out.stderr or out.stdout).strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="requests at concurrency 1")
@@ -210,6 +354,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time at c=64")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--streams", type=int, default=1000, help="0 to skip the stream run")
+    parser.add_argument("--no-nginx", action="store_true", help="leave nginx out")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="a `src` folder of another distillwatch version: adds `distillwatch-baseline` "
+        "(fsync on) to compare with",
+    )
     parser.add_argument("--out", type=Path, default=Path("gateway-bench.json"))
     args = parser.parse_args()
     results: dict[str, Any] = {
@@ -217,6 +368,8 @@ def main() -> None:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "loadavg_before": os.getloadavg(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "nginx": nginx_version(),
         },
         "args": {k: str(v) for k, v in vars(args).items()},
         "configs": {},
@@ -232,6 +385,15 @@ def main() -> None:
                 server(["tests.gateway.fake_upstream", "--port", str(up_port)], up_port)
             )
             urls = {"direct": up}
+            nginx = shutil.which("nginx") or (
+                "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+            )
+            if nginx is not None and not args.no_nginx:
+                port = free_port()
+                command = nginx_command(nginx, up, port, work)
+                urls["nginx"] = stack.enter_context(server([], port, command))
+            else:
+                print("nginx: not found or --no-nginx, left out", flush=True)
             port = free_port()
             bare = ["bench.gateway.bare_proxy", "--port", str(port), "--upstream", up]
             urls["bare"] = stack.enter_context(server(bare, port))
@@ -240,6 +402,12 @@ def main() -> None:
                 urls[name] = stack.enter_context(
                     server(gateway_args(up, port, work, name, fsync), port)
                 )
+            if args.baseline_src is not None:  # another version, e.g. `git archive` of a commit
+                port = free_port()
+                base = gateway_args(up, port, work, "distillwatch-baseline", True)
+                urls["distillwatch-baseline"] = stack.enter_context(
+                    server(base, port, pythonpath=str(args.baseline_src.resolve()))
+                )
             # rounds interleave the configurations so that drifting machine load hits them alike
             rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in urls}
             for r in range(args.rounds):
@@ -247,6 +415,8 @@ def main() -> None:
                     rounds[name].append(measure(url, args))
                     print(f"round {r + 1} {name}", rounds[name][-1], flush=True)
             results["configs"] = {name: summarise(runs) for name, runs in rounds.items()}
+            results["targets"] = compare(results["configs"])
+            print(json.dumps(results["targets"], indent=1), flush=True)
         if args.streams:
             up_port = free_port()
             slow = ["tests.gateway.fake_upstream", "--port", str(up_port), "--delay-ms", "100"]

@@ -148,6 +148,8 @@ def test_decision_budget_falls_back_by_mode() -> None:
         )
         live.observe_now(exchange(1))  # the account is throttled ...
         live.submit(exchange(2))  # ... and has an exchange the engine has not seen (not started)
+        assert (await live.current("acct-1")).source == "engine"  # within budget: last decision
+        await asyncio.sleep(0.02)  # the engine now lags the account by more than the budget
         enforcement = await live.current("acct-1")
         return enforcement.action, enforcement.source
 
@@ -162,6 +164,7 @@ def test_live_engine_clamps_time_and_honours_overrides() -> None:
         live.start()
         live.submit(exchange(10))
         live.submit(exchange(5))  # finished later, arrived earlier
+        await live.drain()
         assert (await live.current("acct-1")).action is Action.PROTECT
         assert engine.last_t == exchange(10).ts.timestamp()
         live.override("acct-1", Action.ALLOW, "appeal granted")

@@ -91,6 +91,7 @@ def create_app(
         on_error=config.engine.on_error,
         budget_s=config.engine.decision_budget_ms / 1000.0,
         on_observe=metrics.observed,
+        on_lag=metrics.lagged,
         overrides_path=config.admin.overrides or config.log.dir / "overrides.json",
     )
     upstream = Upstream(
@@ -129,7 +130,7 @@ def create_app(
             protector=Protector(config.protect),
             metrics=metrics,
         )
-        metrics.track_queues(lambda: commit_log.depth, live.queue.qsize)
+        metrics.track_queues(lambda: commit_log.depth, lambda: live.depth)
         state["gateway"] = gateway
         await upstream.start()
         commit_log.start()

@@ -40,10 +40,14 @@ class EngineSettings(BaseModel):
     policy: Path | None = Field(None, description="policy YAML (default: the shipped one)")
     accounts: Path | None = Field(None, description="accounts file (spec format) for signals")
     on_error: Literal["open", "closed"] = Field(
-        "open", description="engine failed or over budget: serve (open) or refuse 503 (closed)"
+        "open",
+        description="engine failed or lagging over budget: serve (open) or refuse 503 (closed)",
     )
     decision_budget_ms: float = Field(
-        50.0, ge=0.0, description="how long a request waits for its account's decision"
+        50.0,
+        ge=0.0,
+        description="how far the engine may lag behind an account (its oldest exchange "
+        "not yet observed) before on_error applies; requests never wait for it",
     )
     restore: bool = Field(True, description="replay the log into the engine at start-up")
     campaigns: bool = Field(

@@ -213,8 +213,8 @@ class LiteLLMAdapter:
         self, account_id: str, input_type: str, texts: list[str], reference: str
     ) -> dict[str, Any]:
         gw = self.gw
-        enforcement = await gw.live.current(account_id)
-        gw.metrics.actions.labels(enforcement.action.value, enforcement.source).inc()
+        enforcement = gw.live.decision(account_id)
+        gw.metrics.acted(enforcement.action.value, enforcement.source)
         if enforcement.source == "fail-closed":
             refusal = unavailable(
                 f"Requests from this account cannot be checked right now ({enforcement.rule}); "

@@ -1,12 +1,15 @@
 """The engine, live: exchanges in off the request path, decisions out before forwarding.
 
-Finished exchanges are queued to one observer task that feeds ``Engine.observe`` in the
-order they finish (their times clamped so the engine never sees time run backwards). A new
-request reads its account's current decision; if that account still has exchanges waiting
-to be observed, it waits for them up to the decision budget. When the engine has failed on
-the account, or the budget runs out, ``on_error`` decides: ``open`` serves on the last
-decision, ``closed`` refuses (503). Operators' overrides (allow-list, force block) win over
-everything.
+A finished exchange is made durable, then queued to one observer task that feeds
+``Engine.observe`` in the order exchanges finish (their times clamped so the engine never
+sees time run backwards). Observation happens after the response has been sent: it is never
+on a request's critical path. A new request reads its account's current decision (an O(1)
+look-up of the engine's last decision for it); the lag between an exchange finishing and the
+engine having observed it is measured (``on_lag``) and bounded by the decision budget: when
+the oldest exchange of the account still waiting for the engine has waited longer than the
+budget, or the engine has failed on the account, ``on_error`` decides: ``open`` serves on the
+last decision, ``closed`` refuses (503). Operators' overrides (allow-list, force block) win
+over everything.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,16 +55,23 @@ class LiveEngine:
         *,
         on_error: Literal["open", "closed"] = "open",
         budget_s: float = 0.05,
+        slice_s: float = 0.002,
         on_observe: Callable[[float, bool], None] | None = None,
+        on_lag: Callable[[float], None] | None = None,
         overrides_path: Path | None = None,
     ) -> None:
         self.engine = engine
         self.on_error = on_error
         self.budget_s = budget_s
+        self.slice_s = slice_s
         self.on_observe = on_observe
-        self.queue: asyncio.Queue[Exchange] = asyncio.Queue()
-        self.pending: dict[str, int] = {}
-        self._caught_up: dict[str, asyncio.Event] = {}
+        self.on_lag = on_lag
+        self._queue: deque[tuple[Exchange, float]] = deque()  # (exchange, submitted at)
+        self._wake = asyncio.Event()
+        # per account: when each of its exchanges still waiting for the engine was submitted
+        self._waiting: dict[str, deque[float]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.failed: dict[str, str] = {}
         self.overrides_path = overrides_path
         self.overrides = load_overrides(overrides_path) if overrides_path else {}
@@ -76,18 +87,60 @@ class LiveEngine:
                 await self._task
             self._task = None
 
+    @property
+    def pending(self) -> dict[str, int]:
+        """Exchanges per account waiting for the engine."""
+        return {acct: len(times) for acct, times in self._waiting.items()}
+
     def submit(self, exchange: Exchange) -> None:
         """Queue a finished exchange for the engine (never blocks the request)."""
-        acct = exchange.account_id
-        self.pending[acct] = self.pending.get(acct, 0) + 1
-        self.queue.put_nowait(exchange)
+        now = time.perf_counter()
+        waiting = self._waiting.get(exchange.account_id)
+        if waiting is None:
+            waiting = self._waiting[exchange.account_id] = deque()
+        waiting.append(now)
+        self._idle.clear()
+        self._queue.append((exchange, now))
+        self._wake.set()
+
+    @property
+    def depth(self) -> int:
+        """Exchanges waiting for the engine."""
+        return len(self._queue)
+
+    async def drain(self) -> None:
+        """Wait until every exchange submitted so far has been observed (the task runs)."""
+        await self._idle.wait()
 
     async def _run(self) -> None:
+        """Observe in turns: each turn takes what is queued for up to ``slice_s``, then lets
+        requests run; it keeps going past the slice while the oldest exchange waiting has
+        waited more than half the budget, so under overload the engine takes time from
+        requests instead of falling further behind (its lag stays bounded)."""
+        catch_up = self.budget_s / 2
+        queue = self._queue
         while True:
-            exchange = await self.queue.get()
-            self.observe_now(exchange)
-            if self.queue.qsize():  # let requests run between observations of a backlog
-                await asyncio.sleep(0)
+            await self._wake.wait()
+            self._wake.clear()
+            turn_started = time.perf_counter()
+            while queue:
+                self._observe_queued(*queue.popleft())
+                if not queue:
+                    break
+                now = time.perf_counter()
+                if now - turn_started > self.slice_s and now - queue[0][1] <= catch_up:
+                    await asyncio.sleep(0)  # let requests run between turns
+                    turn_started = time.perf_counter()
+            self._idle.set()
+
+    def _observe_queued(self, exchange: Exchange, submitted: float) -> None:
+        self.observe_now(exchange)
+        waiting = self._waiting[exchange.account_id]
+        waiting.popleft()
+        if not waiting:
+            del self._waiting[exchange.account_id]
+        if self.on_lag is not None:
+            self.on_lag(time.perf_counter() - submitted)
 
     def observe_now(self, exchange: Exchange) -> None:
         """Observe one exchange (time clamped to be monotonic); record failures per account."""
@@ -107,26 +160,20 @@ class LiveEngine:
         finally:
             if self.on_observe is not None:
                 self.on_observe(time.perf_counter() - started, ok)
-            left = self.pending.get(acct, 1) - 1
-            if left > 0:
-                self.pending[acct] = left
-            else:
-                self.pending.pop(acct, None)
-                event = self._caught_up.pop(acct, None)
-                if event is not None:
-                    event.set()
 
     async def current(self, account_id: str) -> Enforcement:
-        """The action for this account's next request."""
+        """The action for this account's next request (never waits; see :meth:`decision`)."""
+        return self.decision(account_id)
+
+    def decision(self, account_id: str) -> Enforcement:
+        """The action for this account's next request: its override, else the engine's last
+        decision, unless the engine failed on it or lags more than the budget behind it."""
         override = self.overrides.get(account_id)
         if override is not None:
             return Enforcement(override.action, "override", f"override: {override.reason}")
-        if self.pending.get(account_id):
-            event = self._caught_up.setdefault(account_id, asyncio.Event())
-            try:
-                await asyncio.wait_for(event.wait(), self.budget_s)
-            except TimeoutError:
-                return self._fallback(account_id, "decision over budget")
+        waiting = self._waiting.get(account_id)
+        if waiting and time.perf_counter() - waiting[0] > self.budget_s:
+            return self._fallback(account_id, "decision over budget")
         if account_id in self.failed:
             return self._fallback(account_id, "engine error")
         st = self.engine.states.get(account_id)

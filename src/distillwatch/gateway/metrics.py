@@ -14,6 +14,12 @@ from prometheus_client import (
 )
 
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+_LAG_BUCKETS = (
+    *(b / 10_000 for b in (1, 2, 3, 5, 7)),
+    *(b / 1000 for b in (1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 200, 500)),
+    1.0,
+    5.0,
+)
 
 
 class GatewayMetrics:
@@ -37,6 +43,12 @@ class GatewayMetrics:
             "distillwatch_decision_seconds",
             "Time the engine took to observe an exchange and decide",
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.engine_lag_seconds = Histogram(
+            "distillwatch_engine_lag_seconds",
+            "Time from an exchange being logged (durable) to the engine having observed it",
+            buckets=_LAG_BUCKETS,
             registry=r,
         )
         self.engine_errors = Counter(
@@ -63,9 +75,30 @@ class GatewayMetrics:
         self.log_queue = Gauge(
             "distillwatch_log_queue_depth", "Exchanges waiting for group commit", registry=r
         )
+        self._request_children: dict[tuple[str, int], Counter] = {}
+        self._action_children: dict[tuple[str, str], Counter] = {}
         self.engine_queue = Gauge(
             "distillwatch_engine_queue_depth", "Exchanges waiting for the engine", registry=r
         )
+
+    def count(self, endpoint: str, status: int) -> None:
+        """One answered request (label children cached: this runs on every request)."""
+        key = (endpoint, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(endpoint, str(status))
+        child.inc()
+
+    def acted(self, action: str, source: str) -> None:
+        """The enforcement applied to one request."""
+        key = (action, source)
+        child = self._action_children.get(key)
+        if child is None:
+            child = self._action_children[key] = self.actions.labels(action, source)
+        child.inc()
+
+    def lagged(self, seconds: float) -> None:
+        self.engine_lag_seconds.observe(seconds)
 
     def observed(self, seconds: float, ok: bool) -> None:
         self.decision_seconds.observe(seconds)

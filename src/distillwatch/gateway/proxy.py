@@ -110,7 +110,7 @@ class Gateway:
 
     async def model_call(self, request: Request) -> Response:
         """``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``."""
-        endpoint = request.url.path
+        endpoint: str = request.scope["path"]
         try:
             plan = await self._admit(request, endpoint)
         except RefusedError as e:
@@ -125,7 +125,7 @@ class Gateway:
             return self._count(endpoint, await self._refuse(plan.draft, e.refusal))
         if plan.stream and upstream.status == 200 and upstream.content_type == "text/event-stream":
             headers = {EXCHANGE_HEADER: plan.draft.id, "cache-control": "no-cache"}
-            self.metrics.requests.labels(endpoint, "200").inc()
+            self.metrics.count(endpoint, 200)
             return StreamingResponse(
                 self._relay(upstream, plan), headers=headers, media_type="text/event-stream"
             )
@@ -210,8 +210,8 @@ class Gateway:
             endpoint=endpoint,
             request=body,
         )
-        enforcement = await self.live.current(entry.account_id)
-        self.metrics.actions.labels(enforcement.action.value, enforcement.source).inc()
+        enforcement = self.live.decision(entry.account_id)  # O(1): never waits for the engine
+        self.metrics.acted(enforcement.action.value, enforcement.source)
         refusal = await self._enforce(enforcement, draft)
         if refusal is not None:
             return await self._refuse(draft, refusal)
@@ -339,7 +339,7 @@ class Gateway:
         return event
 
     def _count(self, endpoint: str, response: Response) -> Response:
-        self.metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        self.metrics.count(endpoint, response.status_code)
         return response
 
 

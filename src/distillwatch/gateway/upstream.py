@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+from yarl import URL
 
 from distillwatch.respond.errors import Refusal, bad_gateway, gateway_timeout
 
@@ -39,6 +40,7 @@ class Upstream:
         )
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}  # parsed once per path (model endpoints: a handful)
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
@@ -69,7 +71,7 @@ class Upstream:
         headers = dict(self.headers)
         if content_type and body is not None:
             headers["Content-Type"] = content_type
-        url = self.base + path + (f"?{query}" if query else "")
+        url = f"{self.base}{path}?{query}" if query else self._urls.get(path) or self._url(path)
         timeout = self.timeout_stream if stream else self.timeout_whole
         try:
             return await self.session.request(
@@ -81,6 +83,12 @@ class Upstream:
             raise UpstreamError(
                 bad_gateway(f"The upstream model server is unreachable: {type(e).__name__}.")
             ) from None
+
+    def _url(self, path: str) -> URL | str:
+        if len(self._urls) >= 256:  # pass-through paths are open-ended: keep the cache small
+            return self.base + path
+        url = self._urls[path] = URL(self.base + path)
+        return url
 
     async def read(self, response: aiohttp.ClientResponse) -> bytes:
         """The whole body, with the same timeout and error mapping."""
