@@ -177,6 +177,16 @@ class PopulationTail(PopulationShare):
     def move(self, old: float | None, new: float) -> None:
         self.move_bin(-1 if old is None else self.bin_of(old), self.bin_of(new))
 
+    def place(self, old: int, share: float) -> int:
+        """Count an account at ``share``; it was in bin ``old`` (−1: not counted yet).
+
+        Returns its bin now, for the caller's state: ``state.bin = pop.place(state.bin, x)``.
+        """
+        b = self.bin_of(share)
+        if b != old:
+            self.move_bin(old, b)
+        return b
+
     def move_bin(self, old: int, new: int) -> None:
         """An account moved from bin ``old`` (−1: not counted yet) to bin ``new``."""
         if old == new:

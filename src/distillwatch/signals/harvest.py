@@ -144,12 +144,8 @@ class SettingsProfile:
             state.hits += 1
         if benign_marker(request):
             state.benign += 1
-        pop = self.population
-        if state.n >= pop.min_n:
-            b = pop.bin_of(state.hits / state.n)
-            if b != state.bin:
-                pop.move_bin(state.bin, b)
-                state.bin = b
+        if state.n >= self.population.min_n:
+            state.bin = self.population.place(state.bin, state.hits / state.n)
 
     def evaluate(self, state: _HarvestState, ctx: EvalContext) -> SignalValue:
         n = state.n

@@ -161,12 +161,8 @@ class AddressChurn:
             state.last = ip
             state.sketch.add(network_prefix(ip))
             state.distinct = state.sketch.estimate()
-        pop = self.population
-        if state.n >= pop.min_n:
-            b = pop.bin_of(state.distinct / state.n)
-            if b != state.bin:
-                pop.move_bin(state.bin, b)
-                state.bin = b
+        if state.n >= self.population.min_n:
+            state.bin = self.population.place(state.bin, state.distinct / state.n)
 
     def evaluate(self, state: _ChurnState, ctx: EvalContext) -> SignalValue:
         n = state.n

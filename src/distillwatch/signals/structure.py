@@ -116,12 +116,8 @@ class SingleTurnShare:
         state.n += 1
         if single:
             state.single += 1
-        pop = self.population
-        if state.n >= pop.min_n:
-            b = pop.bin_of(state.single / state.n)
-            if b != state.bin:
-                pop.move_bin(state.bin, b)
-                state.bin = b
+        if state.n >= self.population.min_n:
+            state.bin = self.population.place(state.bin, state.single / state.n)
 
     def evaluate(self, state: _TurnState, ctx: EvalContext) -> SignalValue:
         n = state.n

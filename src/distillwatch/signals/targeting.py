@@ -113,12 +113,8 @@ class _Adoption:
         state.n += 1
         if first is not None and t - first < self.window:
             state.new += 1
-        pop = self.population
-        if state.n >= pop.min_n:
-            b = pop.bin_of(state.new / state.n)
-            if b != state.bin:
-                pop.move_bin(state.bin, b)
-                state.bin = b
+        if state.n >= self.population.min_n:
+            state.bin = self.population.place(state.bin, state.new / state.n)
 
     def evaluate(self, state: _AdoptState, ctx: EvalContext) -> SignalValue:
         if state.n < self.min_requests:

@@ -223,11 +223,7 @@ class Repetition:
                 mask = (1 << state.level) - 1
                 state.keys = {k for k in keys if not k & mask}
         if state.looked >= self.min_prompts:
-            pop = self.population
-            b = pop.bin_of(state.repeats / state.tested)
-            if b != state.bin:
-                pop.move_bin(state.bin, b)
-                state.bin = b
+            state.bin = self.population.place(state.bin, state.repeats / state.tested)
 
     def evaluate(self, state: _RepeatState, ctx: EvalContext) -> SignalValue:
         looked = state.looked
@@ -395,11 +391,7 @@ class ScaffoldRotation:
             else:
                 state.recycled += 1
         if state.n >= self.min_prompts:
-            pop = self.population
-            b = pop.bin_of(state.templated / state.n)
-            if b != state.bin:
-                pop.move_bin(state.bin, b)
-                state.bin = b
+            state.bin = self.population.place(state.bin, state.templated / state.n)
 
     def evaluate(self, state: _ScaffoldState, ctx: EvalContext) -> SignalValue:
         n = state.n
