@@ -45,7 +45,7 @@ from distillwatch.clock import to_datetime
 from distillwatch.detect import Engine
 from distillwatch.log import read_accounts, read_exchanges, read_labels
 from distillwatch.policy import load_policy
-from distillwatch.records import Account, Action, Exchange, SignalValue
+from distillwatch.records import Account, Exchange
 from distillwatch.share.collect import Collector
 from distillwatch.share.export import ExportConfig, build_bundle
 from distillwatch.share.keys import GroupKeyer, epoch_id
@@ -59,37 +59,6 @@ SECRET = bytes(range(32))
 PROVIDERS = ("A", "B", "C")
 KEYS = {m: Ed25519PrivateKey.generate() for m in (*PROVIDERS, "M")}
 SIGNERS = {m: Signer(m, k.public_key()) for m, k in KEYS.items()}
-
-
-class Both:
-    """Campaign attribution and received intel behind the engine's one ``Linker`` slot."""
-
-    def __init__(self, campaigns: CampaignLinker, intel: IntelMatcher) -> None:
-        self.campaigns = campaigns
-        self.intel = intel
-
-    def observe(self, exchange: Exchange, t: float) -> None:
-        self.campaigns.observe(exchange, t)
-        self.intel.observe(exchange, t)
-
-    def acted(self, account_id: str, action: Action, t: float) -> None:
-        self.campaigns.acted(account_id, action, t)
-
-    def evidence(self, account_id: str, now: float) -> SignalValue | None:
-        a = self.campaigns.evidence(account_id, now)
-        b = self.intel.evidence(account_id, now)
-        if a is None or b is None:
-            return a or b
-        return SignalValue(
-            signal_id="campaign.link+intel.match",
-            version=1,
-            value=None,
-            evidence=a.evidence + b.evidence,
-            explanation=f"{a.explanation}; {b.explanation}",
-        )
-
-    def campaign_of(self, account_id: str) -> str | None:
-        return self.campaigns.campaign_of(account_id) or self.intel.campaign_of(account_id)
 
 
 @dataclass
@@ -148,7 +117,7 @@ def run(
     index = IntelIndex(GROUP, SECRET)
     if trust is not None:
         matcher = IntelMatcher(index, trust, accounts, on_change=engine.touch)
-        engine.linker = Both(linker, matcher)
+        engine.linkers.append(matcher)  # intel evidence beside the campaign evidence
     pending = sorted(received, key=lambda b: b[0])
     seen: set[str] = set()
     log = world.logs[p]
@@ -225,7 +194,7 @@ def malicious(world: World, p: str) -> Bundle:
 
 def score(world: World, p: str, engine: Engine) -> dict[str, Any]:
     leak = attack = legit = acted_legit = 0
-    intel = engine.linker.intel if isinstance(engine.linker, Both) else None
+    intel = next((x for x in engine.linkers if isinstance(x, IntelMatcher)), None)
     matched = {"attack": 0, "legit": 0}
     if intel is not None:
         for aid, h in intel.hits.items():

@@ -150,3 +150,40 @@ def test_operating_curve_and_prior_choice() -> None:
     chosen = choose_prior({"full": curve, "metadata": curve}, max_fpr=0.0)
     assert 2.5 + logit(chosen) < 0  # the legitimate account stays below the cut
     assert chosen == max(p for p in PRIOR_GRID if 2.5 + logit(p) < 0)
+
+
+class _FixedLinker:
+    """A linker that always says the same thing about every account."""
+
+    def __init__(self, sid: str, evidence: float, campaign: str | None) -> None:
+        self.sid, self.ev, self.campaign = sid, evidence, campaign
+        self.seen = 0
+        self.acted_on: list[str] = []
+
+    def observe(self, exchange: object, t: float) -> None:
+        self.seen += 1
+
+    def acted(self, account_id: str, action: object, t: float) -> None:
+        self.acted_on.append(account_id)
+
+    def evidence(self, account_id: str, now: float) -> SignalValue | None:
+        return sv(self.sid, self.ev)
+
+    def campaign_of(self, account_id: str) -> str | None:
+        return self.campaign
+
+
+def test_several_linkers_each_add_their_evidence() -> None:
+    from distillwatch.detect import Engine
+    from distillwatch.policy import load_policy
+    from tests.factories import exchange
+
+    a, b = _FixedLinker("campaign.link", 2.0, None), _FixedLinker("intel.match", 3.0, "camp_x")
+    engine = Engine([], load_policy(), scorer=LogOddsScorer(0.5), linker=[a, b])
+    for i in range(30):
+        engine.observe(exchange(i, account="acct", seconds=float(i)))
+    assert a.seen == b.seen == 30 and engine.linker is a
+    verdict = next(engine.verdicts())
+    assert verdict.score == pytest.approx(1 / (1 + math.exp(-5.0)), abs=1e-6)
+    assert verdict.campaign_id == "camp_x"  # the first linker that places the account
+    assert a.acted_on == b.acted_on == ["acct"] * 2  # monitored, then acted on

@@ -114,12 +114,20 @@ class Engine:
         policy: Decider,
         accounts: Mapping[str, Account] | None = None,
         scorer: LogOddsScorer | None = None,
-        linker: Linker | None = None,
+        linker: Linker | Sequence[Linker] | None = None,
         dense: int = DENSE_EXCHANGES,
     ) -> None:
         self.signals = list(signals)
         self._updates = [sig.update for sig in self.signals]  # bound once: the hot loop
-        self.linker = linker
+        if linker is None:
+            self.linkers: list[Linker] = []
+        elif isinstance(linker, Sequence):
+            self.linkers = list(linker)
+        else:
+            self.linkers = [linker]
+        self.linker = self.linkers[0] if self.linkers else None
+        """The first linker (campaign attribution, by convention); ``linkers`` has them all:
+        campaigns, received intel, … — each adds its own evidence to the score."""
         self.dense = dense
         self.policy = policy
         self.accounts = accounts or {}
@@ -164,8 +172,8 @@ class Engine:
             st.served += 1
         for update, s in zip(self._updates, st.signal_states, strict=True):
             update(s, exchange, t)
-        if self.linker is not None:
-            self.linker.observe(exchange, t)
+        for linker in self.linkers:
+            linker.observe(exchange, t)
         decision = st.decision
         if decision is None or st.exchanges >= st.due:
             decision = self.decide(st, t)
@@ -175,10 +183,11 @@ class Engine:
                 st.first_action_t = t
                 st.first_action_ts = exchange.ts
                 st.served_before_action = st.served
-            if self.linker is not None and decision.action.rank > st.reported:
+            if self.linkers and decision.action.rank > st.reported:
                 st.reported = decision.action.rank  # monitor, then the first enforcement
                 if decision.action is Action.MONITOR or decision.action.enforces:
-                    self.linker.acted(st.account_id, decision.action, t)
+                    for linker in self.linkers:
+                        linker.acted(st.account_id, decision.action, t)
         return decision
 
     def cadence(self, exchanges: int) -> int:
@@ -207,8 +216,8 @@ class Engine:
         values = tuple(
             sig.evaluate(s, ctx) for sig, s in zip(self.signals, st.signal_states, strict=True)
         )
-        if self.linker is not None:
-            linked = self.linker.evidence(st.account_id, now)
+        for linker in self.linkers:
+            linked = linker.evidence(st.account_id, now)
             if linked is not None:
                 values = (*values, linked)
         return Score(account_id=st.account_id, score=self.scorer.score(values), signals=values)
@@ -230,10 +239,18 @@ class Engine:
     def _policy_decide(self, st: AccountState, score: float) -> tuple[Action, str]:
         """The policy's answer; an account in a detected campaign says so (the policy may
         then act before the account's own ``min_exchanges``)."""
-        if self.linker is None:
+        if not self.linkers:
             return self.policy.decide(score, tier=st.tier, exchanges=st.exchanges)
-        campaign = self.linker.campaign_of(st.account_id) is not None
+        campaign = self.campaign_of(st.account_id) is not None
         return self.policy.decide(score, tier=st.tier, exchanges=st.exchanges, campaign=campaign)
+
+    def campaign_of(self, account_id: str) -> str | None:
+        """The account's campaign according to the first linker that places it in one."""
+        for linker in self.linkers:
+            cid = linker.campaign_of(account_id)
+            if cid is not None:
+                return cid
+        return None
 
     def verdict(self, st: AccountState, now: float) -> Verdict:
         """The spec's verdict for one account at ``now`` (normally the end of the log)."""
@@ -243,7 +260,7 @@ class Engine:
             account_id=st.account_id,
             score=round(score.score, 6),
             action=action,
-            campaign_id=self.linker.campaign_of(st.account_id) if self.linker else None,
+            campaign_id=self.campaign_of(st.account_id),
             first_action_ts=st.first_action_ts,
             exchanges_before_action=st.served_before_action,
             reasons=score.reasons(self.scorer.contributions(score.signals)),
