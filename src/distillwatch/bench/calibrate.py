@@ -239,19 +239,24 @@ def _log_loss(x: FloatArray, y: FloatArray, w: FloatArray, b: float, coef: Float
     return float(w @ (np.logaddexp(0.0, z) - y * z) / w.sum())
 
 
-def choose_l2(d: Design) -> tuple[float, dict[str, float]]:
-    """The L2 strength with the lowest account-grouped cross-validated log-loss."""
+def choose_l2(d: Design) -> tuple[float, dict[str, float], FloatArray]:
+    """The L2 strength with the lowest account-grouped cross-validated log-loss, the
+    log-loss of every strength tried, and the chosen one's held-out log-odds per row."""
     fold = d.group % FOLDS
     scores: dict[str, float] = {}
+    held: dict[float, FloatArray] = {}
     for l2 in L2_GRID:
         total = 0.0
+        z = np.zeros(len(d.y))
         for k in range(FOLDS):
             tr, te = fold != k, fold == k
             b, coef = fit_logistic(d.x[tr], d.y[tr], d.weight[tr], l2)
+            z[te] = b + d.x[te] @ coef
             total += _log_loss(d.x[te], d.y[te], d.weight[te], b, coef)
         scores[str(l2)] = round(total / FOLDS, 5)
+        held[l2] = z
     best = min(L2_GRID, key=lambda v: scores[str(v)])
-    return best, scores
+    return best, scores, held[best]
 
 
 def _auc(y: FloatArray, s: FloatArray, w: FloatArray) -> float:
@@ -262,14 +267,8 @@ def _auc(y: FloatArray, s: FloatArray, w: FloatArray) -> float:
 
 def fit_model(d: Design, text_signals: frozenset[str], metadata: bool) -> dict[str, Any]:
     """Fit one model (``full`` or ``metadata``) and describe it."""
-    l2, cv = choose_l2(d)
+    l2, cv, held = choose_l2(d)
     b, coef = fit_logistic(d.x, d.y, d.weight, l2)
-    fold = d.group % FOLDS
-    held = np.zeros(len(d.y))
-    for k in range(FOLDS):
-        tr, te = fold != k, fold == k
-        bk, ck = fit_logistic(d.x[tr], d.y[tr], d.weight[tr], l2)
-        held[te] = bk + d.x[te] @ ck
     weights = {
         f: round(float(c), 4)
         for f, c in zip(d.features, coef, strict=True)

@@ -69,6 +69,7 @@ class LogOddsScorer:
         prior: float = 0.01,
         weights: Mapping[str, float] | None = None,
         *,
+        full: LinearModel | None = None,
         metadata: LinearModel | None = None,
         text_signals: frozenset[str] = frozenset(),
         source: str = "hand-set",
@@ -76,7 +77,7 @@ class LogOddsScorer:
         if not 0.0 < prior < 1.0:
             raise ValueError("prior must be in (0, 1)")
         self.prior = prior
-        self.full = LinearModel(logit(prior), dict(weights or {}))
+        self.full = full or LinearModel(logit(prior), dict(weights or {}))
         self.metadata = metadata or self.full
         self.text_signals = text_signals
         self.source = source
@@ -128,10 +129,13 @@ class LogOddsScorer:
                 raise ValueError("negative weight (the model must be monotone)")
         except (OSError, KeyError, TypeError, ValueError, msgspec.DecodeError) as exc:
             raise ConfigError(f"{path}: not a combiner file ({exc})") from exc
-        scorer = cls(p, full.weights, metadata=models.get("metadata"), source=str(path.name))
-        scorer.full = full
-        scorer.text_signals = frozenset(doc.get("text_signals", ()))
-        return scorer
+        return cls(
+            p,
+            full=full,
+            metadata=models.get("metadata"),
+            text_signals=frozenset(doc.get("text_signals", ())),
+            source=path.name,
+        )
 
 
 def default_scorer() -> LogOddsScorer:
