@@ -89,7 +89,7 @@ def test_unknown_policy_key(tmp_path: Path) -> None:
 
 def test_scan_needs_exactly_one_source(tmp_path: Path) -> None:
     result = runner.invoke(app, ["scan", "-q"])
-    assert result.exit_code == 2 and "exactly one of LOG or --store" in result.stderr
+    assert result.exit_code == 2 and "exactly one of LOG, --store or --table" in result.stderr
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from distillwatch.share.sign import public_b64, sign
 from distillwatch.share.taxii import MEDIA, TaxiiServer, envelope_object, load_config
 from distillwatch.share.taxii_client import pull, push
 from tests.gateway.fake_upstream import serve_in_thread
+from tests.share.taxii_backends import BACKENDS, store_url
 from tests.share.test_export import export
 from tests.share.world import GROUP, NOW, provider_a
 
@@ -31,15 +32,24 @@ CID = "8c9a1f4e-2b3d-4c5e-9f60-7a8b9c0d1e2f"
 OTHER = "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d"
 
 
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def base_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The server on loopback, its store each backend in turn (named by the config's ``store``)."""
     tmp = tmp_path_factory.mktemp("taxii")
+    with store_url(request.param, tmp) as store:
+        yield from _serve(tmp, store)
+
+
+def _serve(tmp: Path, store: str) -> Iterator[str]:
     members = {m: {"public_key": public_b64(k.public_key())} for m, k in KEYS.items()}
     (tmp / "members.yaml").write_text(json.dumps({"group": GROUP, "members": members}))
     users = {m: {"password_sha256": hashlib.sha256(p.encode()).hexdigest()}
              for m, p in PASSWORDS.items()}  # fmt: skip
     config = {
         "members": "members.yaml",
+        "store": store,
         "users": users,
         "collections": [
             {"id": CID, "title": "campaigns", "read": ["member-a", "member-b"],
@@ -50,8 +60,11 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (tmp / "taxii.yaml").write_text(json.dumps(config))
     cfg, policy = load_config(tmp / "taxii.yaml")
     server = TaxiiServer(cfg, policy, clock=ManualClock(NOW.timestamp()))
-    with serve_in_thread(server.app) as url:
-        yield url
+    try:
+        with serve_in_thread(server.app) as url:
+            yield url
+    finally:
+        server.store.close()
 
 
 def signed(member: str = "member-a", **changes: Any) -> dict[str, Any]:

@@ -4,6 +4,10 @@ One line per detected campaign: its stable id, accounts, how many of them were a
 the evidence that ties them together by key family, when it was first and last seen, its
 volume, and its top prompt scaffolds as sketches (32-bit hashes of folded prompt edges —
 no prompt text leaves the provider in this file).
+
+``graph`` (optional, added later; readers that do not know it ignore it) holds what the
+report draws: the campaign's heaviest shared keys — by pseudonym, never by value — and which
+of a bounded sample of its accounts hold each (``attribute.campaign_graph`` builds it).
 """
 
 from __future__ import annotations
@@ -16,6 +20,56 @@ from pathlib import Path
 import msgspec
 
 from distillwatch.errors import DistillwatchError
+
+
+class GraphKey(msgspec.Struct, frozen=True, kw_only=True):
+    """One shared key of a campaign's picture: its family and a pseudonym, never its value."""
+
+    ref: str
+    """``key_ref`` of the key."""
+    family: str
+    weight: float
+    """Its weight in the linking graph at the end of the log."""
+    members: int
+    """Members of the campaign holding it (as the bounded linking graph holds them)."""
+    units: int
+    """Its holders in all, outside the campaign too, an organisation counting once."""
+
+
+class CampaignGraph(msgspec.Struct, frozen=True, kw_only=True):
+    """The key → account structure of a campaign, bounded: at most a few dozen keys and
+    accounts, with counts of what was left out."""
+
+    keys: list[GraphKey]
+    """Shared keys drawn, heaviest first within each family, families interleaved."""
+    accounts: list[str]
+    """The accounts drawn (a sample when the campaign is large)."""
+    exchanges: list[int]
+    """Exchanges of each drawn account."""
+    holds: list[list[int]]
+    """For each drawn account, the indexes into ``keys`` of the keys it holds."""
+    more_keys: int = 0
+    """Shared keys of the campaign not drawn."""
+    more_accounts: int = 0
+    """Members not drawn."""
+
+
+def key_ref(key: str) -> str:
+    """A key's pseudonym: its family and 12 hex of its SHA-256; a scaffold key is already a
+    sketch (as in ``Campaign.scaffolds``) and stays itself.
+
+    Not anonymous for small value spaces: whoever holds a candidate address can hash it and
+    compare. The report's pictures show neither (only ``family n`` labels and sketches).
+
+    >>> key_ref("ip:203.0.113.9")
+    'ip:c22db0284eb3'
+    >>> key_ref("scaffold:h1a2b3c4d")
+    'scaffold:h1a2b3c4d'
+    """
+    fam, _, _ = key.partition(":")
+    if fam == "scaffold":
+        return key
+    return f"{fam}:{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 class Campaign(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +89,8 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     exchanges: int = 0
     scaffolds: list[str] = msgspec.field(default_factory=list)
     """Top shared prompt-scaffold sketches (``scaffold:<hash>``), most weight first."""
+    graph: CampaignGraph | None = None
+    """What the report draws (``CampaignGraph``); absent in files written before it."""
 
 
 def campaign_id(earliest_account: str, first_key: str) -> str:

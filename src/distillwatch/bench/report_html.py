@@ -24,7 +24,16 @@ from distillwatch.bench.report import (
 if TYPE_CHECKING:
     from distillwatch.bench.metrics import CurvePoint, RocCurve
 
-__all__ = ["MAX_PLOTTED_CAMPAIGNS", "leakage_svg", "render_html", "require_matplotlib", "roc_svg"]
+__all__ = [
+    "MAX_PLOTTED_CAMPAIGNS",
+    "esc",
+    "leakage_svg",
+    "page",
+    "render_html",
+    "require_matplotlib",
+    "roc_svg",
+    "table_html",
+]
 
 INSTALL_HINT = "pip install 'distillwatch[bench]'"
 
@@ -39,6 +48,9 @@ th{background:#f6f8fa}tr:nth-child(even) td{background:#fbfcfd}
 .note{color:#57606a;font-size:.85rem;max-width:60rem}
 .scroll{overflow-x:auto}figure{margin:1rem 0}figure svg{max-width:100%;height:auto}
 figcaption{color:#57606a;font-size:.85rem}
+.campaign{display:flex;flex-wrap:wrap;gap:0 1.5rem;align-items:flex-start}
+.campaign figure{flex:1 1 34rem;max-width:50rem}.campaign .facts{flex:1 1 22rem}
+.campaign h2{font-size:1rem}
 """
 
 
@@ -53,11 +65,16 @@ def require_matplotlib() -> None:
         ) from e
 
 
-def _esc(text: object) -> str:
+def esc(text: object) -> str:
+    """Text safe inside HTML (and XML) elements and attributes."""
     return html.escape(str(text), quote=True)
 
 
-def _table(t: Table) -> str:
+_esc = esc
+
+
+def table_html(t: Table) -> str:
+    """A titled table as HTML (every cell escaped)."""
     head = "".join(f"<th>{_esc(h)}</th>" for h in t.headers)
     body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in t.rows)
     note = f'<p class="note">{_esc(t.note)}</p>' if t.note else ""
@@ -174,21 +191,35 @@ def leakage_svg(curves: Mapping[str, Sequence[CurvePoint]], system: str) -> str 
     return _svg(fig, "leakage")
 
 
+def page_head(title: str) -> str:
+    """The start of a self-contained page (styles inline) up to the opening ``<body>``."""
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{_esc(title)}</title>",
+            f"<style>{_STYLE}</style></head><body>",
+        ]
+    )
+
+
+def page(title: str, body: Sequence[str]) -> str:
+    """A whole self-contained page: ``body`` is already HTML."""
+    return "\n".join([page_head(title), *body, "</body></html>"]) + "\n"
+
+
 def render_html(doc: ReportDoc, tables: Sequence[Table]) -> str:
     """The whole page: run description, tables, then the plots."""
     require_matplotlib()
     roc = roc_svg(doc.roc)
     leak = leakage_svg(doc.leakage_curves, doc.curves_system or "distillwatch")
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>distillwatch bench detect</title>",
-        f"<style>{_STYLE}</style></head><body>",
+        page_head("distillwatch bench detect"),
         "<h1>Detection benchmark (<code>distillwatch bench detect</code>)</h1>",
         *(f"<p>{_esc(s)}</p>" for s in describe_run(doc.meta)),
     ]
-    parts.extend(_table(t) for t in tables)
+    parts.extend(table_html(t) for t in tables)
     parts.append("<h2>ROC curves</h2>")
     if roc is not None:
         caption = "Accounts ranked by their final score; attack accounts are the positives."

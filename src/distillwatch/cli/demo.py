@@ -9,10 +9,18 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from distillwatch.attribute import write_campaigns
 from distillwatch.bench.sources import find_data_dir
 from distillwatch.bench.traffic import generate
 from distillwatch.cli.render import action_counts, scan_progress, suspicious_table
-from distillwatch.cli.scan import ScanInput, run_scan, write_verdicts
+from distillwatch.cli.scan import (
+    ScanInput,
+    campaigns_of,
+    campaigns_path,
+    run_scan,
+    write_report,
+    write_verdicts,
+)
 from distillwatch.config import load_settings
 from distillwatch.log import read_labels
 from distillwatch.policy import load_policy
@@ -55,6 +63,22 @@ def run_demo(console: Console, *, out: Path, seed: int, scale: float, top: int) 
         f"({rate:,.0f} exchanges/s) → {verdicts_path}"
     )
     console.print(f"    actions: {action_counts(result.verdicts)}")
+    found = campaigns_of(result) or []
+    write_campaigns(campaigns_path(verdicts_path), found)
+    report = out / "report.html"
+    write_report(
+        report,
+        result.verdicts,
+        found,
+        policy=policy,
+        source=str(gen.exchanges_path),
+        exchanges=result.exchanges,
+        seconds=result.seconds,
+    )
+    console.print(
+        f"    {len(found)} campaign{'s' if len(found) != 1 else ''} → "
+        f"{campaigns_path(verdicts_path)}; a picture of each in {report}"
+    )
     if top:
         console.print(suspicious_table(result.verdicts, top))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -60,6 +61,11 @@ def keygen(
         console.print(f"group secret → {group_secret} (share with group members only)")
 
 
+class ExportFormat(StrEnum):
+    stix = "stix"
+    misp = "misp"
+
+
 @intel_app.command("export")
 @handle_errors
 def export(
@@ -68,12 +74,29 @@ def export(
         Path, typer.Option(help="campaigns.jsonl written by scan.", show_default=False)
     ],
     member: Annotated[str, typer.Option(help="Our member name.", show_default=False)],
-    key: Annotated[Path, typer.Option(help="Our signing key (intel keygen).", show_default=False)],
     group: Annotated[str, typer.Option(help="Sharing group name.", show_default=False)],
     group_secret: SecretOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Signed bundle to write.")] = Path(
-        "intel-bundle.json"
-    ),
+    key: Annotated[
+        Path | None,
+        typer.Option(help="Our signing key (intel keygen); --format stix needs it."),
+    ] = None,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="stix: a signed STIX 2.1 bundle; misp: the bundle as a MISP event (JSON, "
+            "unsigned; needs distillwatch[misp]).",
+        ),
+    ] = ExportFormat.stix,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write [default: intel-bundle.json, or intel-event.json for misp].",
+            show_default=False,
+        ),
+    ] = None,
     accounts: Annotated[Path | None, typer.Option(help="Accounts file of the log.")] = None,
     verdicts: Annotated[
         Path | None, typer.Option(help="Verdicts of the scan (campaign confidence).")
@@ -93,7 +116,10 @@ def export(
     ] = 3,
     now: NowOpt = None,
 ) -> None:
-    """Export detected campaigns as a signed STIX 2.1 bundle of keyed indicators."""
+    """Export detected campaigns as a signed STIX 2.1 bundle of keyed indicators.
+
+    With --format misp, the same bundle converted to a MISP event (docs/intel.md).
+    """
     from distillwatch.share.collect import CollectRules
     from distillwatch.share.export import ExportConfig
     from distillwatch.share.files import export_files, parse_now, read_group_secret
@@ -101,6 +127,31 @@ def export(
     config = ExportConfig(
         member=member, group=group, group_secret=read_group_secret(group_secret), tlp=tlp
     )
+    rules = CollectRules(min_accounts=min_accounts, scaffold_k=scaffold_k)
+    if fmt is ExportFormat.misp:
+        from distillwatch.share.misp import export_event
+
+        out = out or Path("intel-event.json")
+        stats, misp = export_event(
+            campaigns=campaigns,
+            log=log,
+            accounts=accounts,
+            verdicts=verdicts,
+            config=config,
+            out=out,
+            now=parse_now(now),
+            rules=rules,
+            stix_out=stix,
+        )
+        _console().print(
+            f"{stats.campaigns} campaign(s), {misp.attributes} MISP attribute(s) "
+            f"[{', '.join(misp.tlp) or 'no TLP'}] → {out} (MISP event, unsigned)",
+            markup=False,
+        )
+        return
+    if key is None:
+        raise fail("--format stix signs the bundle: give --key (intel keygen)")
+    out = out or Path("intel-bundle.json")
     stats = export_files(
         campaigns=campaigns,
         log=log,
@@ -111,7 +162,7 @@ def export(
         out=out,
         now=parse_now(now),
         ttl=timedelta(days=ttl_days),
-        rules=CollectRules(min_accounts=min_accounts, scaffold_k=scaffold_k),
+        rules=rules,
         stix_out=stix,
     )
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(stats.indicators.items())) or "none"

@@ -16,12 +16,16 @@ from distillwatch.cli.errors import fail, handle_errors
 from distillwatch.cli.render import action_counts, scan_progress, suspicious_table
 from distillwatch.cli.scan import (
     ScanInput,
+    SparkScan,
     campaigns_of,
     campaigns_path,
     run_scan,
+    run_spark_scan,
+    write_report,
     write_verdicts,
 )
 from distillwatch.config import load_settings
+from distillwatch.detect import ReplayResult
 from distillwatch.log import KINDS, SkipReport, estimate_records, read_exchanges, read_records
 from distillwatch.policy import load_policy
 
@@ -111,6 +115,33 @@ def scan(
             "is written next to them.",
         ),
     ] = True,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="embedded (this process) or spark (PySpark: the [spark] extra; same verdicts).",
+        ),
+    ] = "embedded",
+    table: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine spark, read this Spark SQL relation instead of LOG: a table, "
+            "a view or parquet.`s3a://bucket/log/` (the spec's columns).",
+        ),
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            help="Spark master for --engine spark (local[2], spark://host:7077, yarn; "
+            "default: spark-submit's, else local[*]).",
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write a self-contained HTML report: the verdict summary and a picture "
+            "of each campaign with its evidence.",
+        ),
+    ] = None,
 ) -> None:
     """Replay a log in time order and write one verdict per account.
 
@@ -118,35 +149,59 @@ def scan(
     the account would first have been throttled or worse, using only what was seen before.
     Out-of-order logs are put in order first (out of core when large).
     """
-    if (log is None) == (store is None):
-        raise fail("give exactly one of LOG or --store")
+    if sum(x is not None for x in (log, store, table)) != 1:
+        raise fail("give exactly one of LOG, --store or --table")
+    if engine not in ("embedded", "spark"):
+        raise fail(f"unknown engine {engine!r}; one of: embedded, spark")
+    if engine == "spark" and store is not None:
+        raise fail("--engine spark reads a log file, a directory or --table, not --store")
+    if engine != "spark" and table is not None:
+        raise fail("--table needs --engine spark")
     settings = load_settings()
     pol = load_policy(policy)
     source = ScanInput(log=log, store_url=store, accounts=accounts, skip_invalid=skip_invalid)
-    total = estimate_records(log) if log is not None else None
-    with scan_progress(console) as progress:
-        task = progress.add_task("scanning", total=total, visible=not quiet)
+    if engine == "spark":
+        if not quiet:
+            console.print(f"starting Spark ({spark_master or 'default master'}) …")
+        result: ReplayResult | SparkScan = run_spark_scan(
+            source, pol, master=spark_master, campaigns=campaigns, table=table
+        )
+    else:
+        total = estimate_records(log) if log is not None else None
+        with scan_progress(console) as progress:
+            task = progress.add_task("scanning", total=total, visible=not quiet)
 
-        def advance(n: int) -> None:
-            if n < 0:
-                progress.reset(task, description="re-scanning in time order")
-            else:
-                progress.advance(task, n)
+            def advance(n: int) -> None:
+                if n < 0:
+                    progress.reset(task, description="re-scanning in time order")
+                else:
+                    progress.advance(task, n)
 
-        result = run_scan(source, pol, settings, on_progress=advance, campaigns=campaigns)
-        progress.update(task, total=result.exchanges, completed=result.exchanges)
+            result = run_scan(source, pol, settings, on_progress=advance, campaigns=campaigns)
+            progress.update(task, total=result.exchanges, completed=result.exchanges)
     write_verdicts(out, result.verdicts)
-    found = campaigns_of(result)
+    found = result.campaigns if isinstance(result, SparkScan) else campaigns_of(result)
     if found is not None:
         where = campaigns_path(out)
         write_campaigns(where, found)
         console.print(f"{len(found):,} campaign{'s' if len(found) != 1 else ''} → {where}")
+    if report is not None:
+        write_report(
+            report,
+            result.verdicts,
+            found,
+            policy=pol,
+            source=str(log if log is not None else "the event store"),
+            exchanges=result.exchanges,
+            seconds=result.seconds,
+        )
+        console.print(f"report → {report}")
     rate = result.exchanges / result.seconds if result.seconds else 0.0
     console.print(
         f"{result.exchanges:,} exchanges from {len(result.verdicts):,} accounts in "
         f"{result.seconds:.1f} s ({rate:,.0f} exchanges/s) → {out}"
     )
-    if result.sorted_externally:
+    if isinstance(result, ReplayResult) and result.sorted_externally:
         console.print(
             "the log was out of time order beyond the reorder window: "
             "it was sorted out of core and replayed in order"

@@ -6,10 +6,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from distillwatch.attribute import Campaign, CampaignLinker
+from distillwatch.attribute.campaign_graph import with_graphs
 from distillwatch.attribute.factory import engine_factory
+from distillwatch.bench.scan_report import write_scan_report
 from distillwatch.config import Settings
-from distillwatch.detect import ReplayResult, replay
+from distillwatch.detect import Engine, ReplayResult, replay
 from distillwatch.log import SkipReport, open_writer, read_accounts, read_exchanges
 from distillwatch.policy import Policy
 from distillwatch.records import Account, Exchange, Verdict
@@ -65,10 +69,82 @@ def run_scan(
     )
 
 
+@dataclass
+class SparkScan:
+    """A scan run by ``--engine spark`` (``detect.spark``): the same verdicts and campaigns."""
+
+    verdicts: list[Verdict]
+    campaigns: list[Campaign] | None
+    exchanges: int
+    seconds: float
+
+
+def run_spark_scan(
+    source: ScanInput,
+    policy: Policy,
+    *,
+    master: str | None = None,
+    campaigns: bool = True,
+    table: str | None = None,
+) -> SparkScan:
+    """``run_scan`` on Spark: the log (or ``table``) is read and ordered by Spark, the engine
+    runs in a task."""
+    from distillwatch.detect.spark import spark_replay, spark_session
+
+    log = source.log if table is None else table
+    assert log is not None
+
+    def finish(engine: Engine) -> list[bytes]:  # runs in the Spark task: pickled, no encoder
+        return [msgspec.msgpack.encode(c) for c in engine_campaigns(engine) or []]
+
+    spark = spark_session(master)
+    result = spark_replay(
+        spark,
+        log,
+        engine_factory(policy, source.load_accounts(), campaigns=campaigns),
+        finish=finish,
+        skip_invalid=source.skip_invalid,
+    )
+    source.skips = result.skips
+    decode = msgspec.msgpack.Decoder(Campaign).decode
+    return SparkScan(
+        verdicts=result.verdicts,
+        campaigns=[decode(b) for b in result.extras] if campaigns else None,
+        exchanges=result.exchanges,
+        seconds=result.seconds,
+    )
+
+
 def campaigns_of(result: ReplayResult) -> list[Campaign] | None:
-    """The detected campaigns of a scan (None when it ran without ``campaigns``)."""
-    linker = result.engine.linker
-    return list(linker.detected()) if isinstance(linker, CampaignLinker) else None
+    """The detected campaigns of a scan, each with the ``graph`` its report picture draws
+    (None when it ran without ``campaigns``)."""
+    return engine_campaigns(result.engine)
+
+
+def engine_campaigns(engine: Engine) -> list[Campaign] | None:
+    """``campaigns_of`` for an engine at the end of its replay (also run in a Spark task)."""
+    linker = engine.linker
+    return with_graphs(linker) if isinstance(linker, CampaignLinker) else None
+
+
+def write_report(
+    path: Path,
+    verdicts: list[Verdict],
+    campaigns: list[Campaign] | None,
+    *,
+    policy: Policy,
+    source: str,
+    exchanges: int,
+    seconds: float,
+) -> None:
+    """``scan --report``: the verdict summary and a picture per campaign in one HTML page."""
+    rate = exchanges / seconds if seconds else 0.0
+    about = [
+        f"Input: {source}. {exchanges:,} exchanges from {len(verdicts):,} accounts replayed "
+        f"in time order in {seconds:.1f} s ({rate:,.0f} exchanges/s).",
+        f"Policy: {policy.name} v{policy.version} ({policy.hash}).",
+    ]
+    write_scan_report(path, verdicts, campaigns, about)
 
 
 def campaigns_path(verdicts: Path) -> Path:

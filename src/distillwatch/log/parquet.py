@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -70,9 +70,18 @@ def check_schema(path: Path, kind: RecordKind, schema: pa.Schema) -> list[str]:
 
 
 def read_parquet(
-    path: Path, kind: RecordKind, *, batch_size: int, skips: SkipReport | None
+    path: Path,
+    kind: RecordKind,
+    *,
+    batch_size: int,
+    skips: SkipReport | None,
+    row_groups: Sequence[int] | None = None,
 ) -> Iterator[list[Any]]:
-    """Yield validated records in file order; errors name the 1-based row and the field."""
+    """Yield validated records in file order; errors name the 1-based row and the field.
+
+    ``row_groups`` (consecutive, ascending) reads only those: how a parallel reader splits
+    one file; rows keep their numbers in the whole file.
+    """
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as e:
@@ -81,30 +90,52 @@ def read_parquet(
     if pf.metadata.num_rows == 0:
         raise LogFormatError(f"empty file: no {kind.name} records", source=path)
     row = 0
+    if row_groups:
+        row = sum(pf.metadata.row_group(i).num_rows for i in range(row_groups[0]))
     try:
-        for rb in pf.iter_batches(batch_size=batch_size, columns=columns):
-            records = []
-            for rec in _rows(rb):
-                row += 1
-                try:
-                    for name in kind.json_columns:
-                        if isinstance(rec.get(name), str):
-                            rec[name] = _decode_json_text(rec[name], name)
-                    obj = msgspec.convert(rec, kind.type)
-                    check_record(kind, obj)
-                except (msgspec.ValidationError, LogFormatError) as e:
-                    error = _row_error(path, row, e)
-                    if skips is None:
-                        raise error from e
-                    skips.add(error)
-                    continue
-                records.append(obj)
+        for rb in pf.iter_batches(batch_size=batch_size, columns=columns, row_groups=row_groups):
+            records = decode_batch(rb, kind, source=path, first_row=row + 1, skips=skips)
+            row += rb.num_rows
             if records:
                 yield records
     except (pa.ArrowException, OSError) as e:
         raise LogFormatError(
             f"corrupt Parquet data after row {row} ({e})", source=path, line=row + 1, unit="row"
         ) from e
+
+
+def decode_batch(
+    rb: pa.RecordBatch,
+    kind: RecordKind,
+    *,
+    source: str | Path,
+    first_row: int | None,
+    skips: SkipReport | None,
+) -> list[Any]:
+    """Validated records of one Arrow batch with the spec's columns (Parquet, a Spark table).
+
+    Errors name the 1-based row, counting from ``first_row``; with ``first_row=None`` (rows
+    without a stable number, as in a table) they name the record's ``id`` instead.
+    """
+    records = []
+    for i, rec in enumerate(_rows(rb)):
+        try:
+            for name in kind.json_columns:
+                if isinstance(rec.get(name), str):
+                    rec[name] = _decode_json_text(rec[name], name)
+            obj = msgspec.convert(rec, kind.type)
+            check_record(kind, obj)
+        except (msgspec.ValidationError, LogFormatError) as e:
+            if first_row is None:
+                error = _row_error(f"{source} (id {rec.get('id')!r})", None, e)
+            else:
+                error = _row_error(source, first_row + i, e)
+            if skips is None:
+                raise error from e
+            skips.add(error)
+            continue
+        records.append(obj)
+    return records
 
 
 def _rows(rb: pa.RecordBatch) -> Iterator[dict[str, Any]]:
@@ -125,7 +156,7 @@ def _decode_json_text(text: str, name: str) -> Any:
         raise LogFormatError(f"malformed JSON text ({e})", source="", field=name) from e
 
 
-def _row_error(path: Path, row: int, e: Exception) -> LogFormatError:
+def _row_error(path: str | Path, row: int | None, e: Exception) -> LogFormatError:
     if isinstance(e, LogFormatError):
         return LogFormatError(e.reason, source=path, line=row, field=e.field, unit="row")
     field, reason = split_validation_message(str(e))

@@ -107,6 +107,32 @@ def export_files(
 ) -> ExportStats:
     """Export the campaigns of a scanned log as a signed envelope (and the bare bundle)."""
     private = load_private(key)
+    body, stats = build_export(
+        campaigns=campaigns,
+        log=log,
+        accounts=accounts,
+        verdicts=verdicts,
+        config=config,
+        now=now,
+        rules=rules,
+    )
+    if stix_out is not None:
+        write_json(stix_out, body)
+    write_json(out, sign(body, config.member, private, signed_at=now, expires=now + ttl))
+    return stats
+
+
+def build_export(
+    *,
+    campaigns: Path,
+    log: Path,
+    accounts: Path | None,
+    verdicts: Path | None,
+    config: ExportConfig,
+    now: datetime,
+    rules: CollectRules | None = None,
+) -> tuple[dict[str, Any], ExportStats]:
+    """The unsigned STIX bundle (as JSON) of a scanned log's campaigns, and what it holds."""
     try:
         camps = read_campaigns(campaigns)
     except OSError as exc:
@@ -116,11 +142,7 @@ def export_files(
     collector.run(lambda: read_exchanges(log))
     vs = read_verdicts(verdicts) if verdicts is not None else []
     bundle, stats = build_bundle(camps, collector, config, now=now, verdicts=vs)
-    body = json.loads(bundle.serialize())
-    if stix_out is not None:
-        write_json(stix_out, body)
-    write_json(out, sign(body, config.member, private, signed_at=now, expires=now + ttl))
-    return stats
+    return json.loads(bundle.serialize()), stats
 
 
 @dataclass

@@ -40,7 +40,13 @@ from starlette.routing import Route
 from distillwatch.clock import Clock, SystemClock
 from distillwatch.share.errors import IntelError, RejectedBundleError
 from distillwatch.share.sign import parse_ts, verify
-from distillwatch.share.taxii_store import Page, TaxiiStore, format_added, new_status_id
+from distillwatch.share.taxii_store import (
+    Page,
+    TaxiiStore,
+    format_added,
+    new_status_id,
+    open_taxii_store,
+)
 from distillwatch.share.trust import TrustPolicy, load_members
 
 MEDIA: Final = "application/taxii+json;version=2.1"
@@ -127,7 +133,7 @@ class TaxiiServer:
     ) -> None:
         self.config = config
         self.policy = policy
-        self.store = store or TaxiiStore(config.store)
+        self.store = store or open_taxii_store(config.store)
         self.clock = clock or SystemClock()
         self.collections = {c.id: c for c in config.collections}
         root = f"/{config.api_root}"
@@ -174,7 +180,11 @@ class TaxiiServer:
             accept = request.headers.get("accept", MEDIA).replace(" ", "")
             if not any(a in accept for a in ("application/taxii+json", "*/*")):
                 return _error(406, "only application/taxii+json;version=2.1 is served")
-            return await handler(request, member)
+            try:
+                return await handler(request, member)
+            except IntelError as exc:  # the store is unreachable or failing
+                log.error("TAXII request failed: %s", exc)
+                return _error(503, "store unavailable", str(exc))
 
         return endpoint
 
@@ -353,19 +363,27 @@ class TaxiiServer:
                 return _error(422, "bundle rejected", "replayed: bundle accepted before")
             stored = envelope_object(env)  # verified: a dict
             accepted.append((str(bundle.get("id")), [stored, *bundle["objects"]]))
-        successes = []
+        successes: list[dict[str, str]] = []
+        failures: list[dict[str, str]] = []
         for bid, objs in accepted:
-            rows = self.store.add(cid, objs, now)
-            self.store.add_bundle(bid, member, now)
+            rows = self.store.accept(cid, bid, member, objs, now)
+            if rows is None:  # a concurrent request stored this bundle first
+                log.warning("intel bundle rejected: replayed: %s", bid)
+                sid = str(objs[0]["id"])
+                failures.append({"id": sid, "message": "replayed: bundle accepted before"})
+                continue
             successes += [{"id": r.id, "version": r.version} for r in rows]
+        if failures and not successes:
+            return _error(422, "bundle rejected", "replayed: bundle accepted before")
         status = {
             "id": new_status_id(),
             "status": "complete",
             "request_timestamp": format_added(now),
-            "total_count": len(successes),
+            "total_count": len(successes) + len(failures),
             "success_count": len(successes),
             "successes": successes,
-            "failure_count": 0,
+            "failure_count": len(failures),
+            **({"failures": failures} if failures else {}),
             "pending_count": 0,
             "x_member": member,
         }
