@@ -70,7 +70,7 @@ def test_cli_spark_scan_is_byte_identical(spark: Any, sim: Path, tmp_path: Path)
     assert on_spark.read_bytes() == embedded.read_bytes()
     campaigns = (on_spark.parent / "campaigns.jsonl").read_bytes()
     assert campaigns == (embedded.parent / "campaigns.jsonl").read_bytes()
-    assert campaigns.count(b"\n") >= 2  # the scenario's campaigns are there to compare
+    assert campaigns.count(b"\n") >= 1  # a campaign is there to compare
     assert b'"action":"block"' in embedded.read_bytes()
 
 
