@@ -7,9 +7,12 @@ runs the full engine (signals, policy, campaign linker). A publisher exports, ev
 ``--publish-hours`` of its log, what it has detected *by then* (causal: its replay is paused at
 that moment), signs it, and the bundle reaches the others ``--delay-hours`` later; a receiver
 verifies it and indexes it mid-replay, and its engine gets the ``intel.match`` evidence next to
-the campaign evidence. Reported per provider, without and with sharing, under two trust
-policies (the default: 2 members must agree before intel alone may act; and ``partner``: one
-trusted member is enough):
+the campaign evidence. A publisher shares its detected campaigns and, one by one, the
+accounts it has acted on (``Collector(acted=...)``). Reported per provider, without and with
+sharing, under the trust policies of ``--policies`` (``default``: 2 members must agree before
+intel alone may act, or 1 member and a local signal — the account's own score without intel
+at least ``--local-min-score``, or a local campaign; ``partner``: one trusted member is enough;
+``members-only``: the default without local corroboration):
 
 * leakage: exchanges served to attacking accounts before their first action (throttle+);
 * FPR: legitimate accounts acted on / legitimate accounts;
@@ -17,7 +20,7 @@ trusted member is enough):
 
 A malicious member M who knows B's and C's legitimate customers publishes keyed hashes of
 their cards and addresses at confidence 100 from the start; its effect on their FPR is
-reported under both policies.
+reported under each policy.
 
     distillwatch simulate --scenario default --scale 0.5 --days 3 --split dev --out sim-herd
     python bench/intel_herd.py --sim sim-herd
@@ -45,8 +48,8 @@ from distillwatch.clock import to_datetime
 from distillwatch.detect import Engine
 from distillwatch.log import read_accounts, read_exchanges, read_labels
 from distillwatch.policy import load_policy
-from distillwatch.records import Account, Exchange
-from distillwatch.share.collect import Collector
+from distillwatch.records import Account, Action, Exchange
+from distillwatch.share.collect import Collector, acted_accounts
 from distillwatch.share.export import ExportConfig, build_bundle
 from distillwatch.share.keys import GroupKeyer, epoch_id
 from distillwatch.share.match import IntelIndex, IntelMatcher
@@ -67,6 +70,8 @@ class World:
     accounts: dict[str, dict[str, Account]]
     labels: dict[str, tuple[str, str | None]]
     """account → (label, true campaign id)."""
+    profiles: dict[str, str]
+    """account → simulated profile (to report where leakage is)."""
 
 
 def provider_of(account_id: str) -> str:
@@ -74,7 +79,8 @@ def provider_of(account_id: str) -> str:
 
 
 def split(sim: Path, stagger: timedelta) -> World:
-    labels = {a: (lb.label, lb.campaign_id) for a, lb in read_labels(sim / "labels.jsonl").items()}
+    read = read_labels(sim / "labels.jsonl")
+    labels = {a: (lb.label, lb.campaign_id) for a, lb in read.items()}
     accounts = read_accounts(sim / "accounts.jsonl")
     shift = {p: stagger * i for i, p in enumerate(PROVIDERS)}
     logs: dict[str, list[Exchange]] = {p: [] for p in PROVIDERS}
@@ -92,7 +98,7 @@ def split(sim: Path, stagger: timedelta) -> World:
             logs[p].append(e)
     for p in PROVIDERS:
         logs[p].sort(key=lambda e: (e.ts, e.id))
-    return World(logs, accts, labels)
+    return World(logs, accts, labels, {a: lb.profile or "?" for a, lb in read.items()})
 
 
 Bundle = tuple[float, str, dict[str, Any]]
@@ -106,6 +112,7 @@ def run(
     trust: TrustPolicy | None,
     publish: float | None = None,
     delay: float = 3600.0,
+    share_monitored: bool = False,
 ) -> tuple[Engine, list[Bundle]]:
     """Replay provider ``p``; index ``received`` bundles as they arrive; publish every
     ``publish`` seconds (what was detected by then)."""
@@ -115,9 +122,8 @@ def run(
     linker = engine.linker
     assert isinstance(linker, CampaignLinker)
     index = IntelIndex(GROUP, SECRET)
-    if trust is not None:
-        matcher = IntelMatcher(index, trust, accounts, on_change=engine.touch)
-        engine.linkers.append(matcher)  # intel evidence beside the campaign evidence
+    if trust is not None:  # intel evidence beside the campaign evidence, as the gateway would
+        IntelMatcher(index, trust, accounts).attach(engine)
     pending = sorted(received, key=lambda b: b[0])
     seen: set[str] = set()
     log = world.logs[p]
@@ -130,20 +136,31 @@ def run(
             signer, bundle = verify(env, SIGNERS, now=to_datetime(at), seen=seen)
             index.add_bundle(signer.member, bundle, now=to_datetime(at))
         if next_pub is not None and publish and t >= next_pub:
-            out.append((next_pub + delay, p, export(world, p, engine, linker, log[:i], next_pub)))
+            env = export(world, p, engine, linker, log[:i], next_pub, share_monitored)
+            out.append((next_pub + delay, p, env))
             next_pub += publish
         engine.observe(e)
     return engine, out
 
 
 def export(
-    world: World, p: str, engine: Engine, linker: CampaignLinker, prefix: list[Exchange], t: float
+    world: World,
+    p: str,
+    engine: Engine,
+    linker: CampaignLinker,
+    prefix: list[Exchange],
+    t: float,
+    share_monitored: bool = False,
 ) -> dict[str, Any]:
     camps = list(linker.detected())
-    collector = Collector({c.campaign_id: c.accounts for c in camps}, world.accounts[p])
-    collector.run(lambda: [prefix])
     # observed accounts only: ``Engine.verdicts`` would add every known account mid-replay
-    verdicts = [engine.verdict(st, t) for st in engine.states.values()] if camps else []
+    verdicts = [engine.verdict(st, t) for st in engine.states.values()]
+    campaigns = {c.campaign_id: c.accounts for c in camps}
+    acted = acted_accounts(verdicts)
+    if share_monitored:  # an experiment: accounts only watched (monitor) are shared too
+        acted |= {a for a, st in engine.states.items() if st.reported >= Action.MONITOR.rank}
+    collector = Collector(campaigns, world.accounts[p], acted=acted)
+    collector.run(lambda: [prefix])
     now = to_datetime(t)
     config = ExportConfig(member=p, group=GROUP, group_secret=SECRET)
     bundle, _ = build_bundle(camps, collector, config, now=now, verdicts=verdicts)
@@ -201,11 +218,17 @@ def score(world: World, p: str, engine: Engine) -> dict[str, Any]:
             if h.refs:
                 matched[world.labels.get(aid, ("legit", None))[0]] += 1
     first: dict[str, float] = {}
+    by_profile: dict[str, int] = {}
+    by_campaign: dict[str, int] = {}
     for aid, st in engine.states.items():
         label, camp = world.labels.get(aid, ("legit", None))
         if label == "attack":
             attack += 1
-            leak += st.served_before_action if st.served_before_action is not None else st.served
+            n = st.served_before_action if st.served_before_action is not None else st.served
+            leak += n
+            prof = world.profiles.get(aid, "?")
+            by_profile[prof] = by_profile.get(prof, 0) + n
+            by_campaign[camp or aid] = by_campaign.get(camp or aid, 0) + n
             if camp and st.first_action_t is not None:
                 first[camp] = min(first.get(camp, st.first_action_t), st.first_action_t)
         elif st.exchanges:
@@ -218,8 +241,13 @@ def score(world: World, p: str, engine: Engine) -> dict[str, Any]:
         "legit_acted": acted_legit,
         "fpr": acted_legit / legit if legit else 0.0,
         "intel_matched": matched,
+        "leakage_by_profile": dict(sorted(by_profile.items())),
         "first_action": first,
+        "campaign_leakage": by_campaign,
     }
+
+
+INTERNAL = ("first_action", "campaign_leakage")
 
 
 def hours_after(a: Mapping[str, float], b: Mapping[str, float]) -> float | None:
@@ -236,25 +264,51 @@ def main() -> None:
     ap.add_argument("--publish-hours", type=float, default=3.0)
     ap.add_argument("--delay-hours", type=float, default=1.0)
     ap.add_argument("--out", type=Path, help="Write the results as JSON here.")
+    ap.add_argument(
+        "--policies",
+        default="default,partner",
+        help="Trust policies to run, of: default (2 members, or 1 and a local signal), "
+        "partner (1 member), members-only (2 members; no local corroboration).",
+    )
+    ap.add_argument(
+        "--share-monitored",
+        action="store_true",
+        help="Experiment: publishers share accounts they only monitor, not just those acted on.",
+    )
+    ap.add_argument(
+        "--local-min-score", type=float, help="The default policy's local_min_score (0.5)."
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     world = split(args.sim, timedelta(hours=args.stagger_hours))
     pub, delay = args.publish_hours * 3600, args.delay_hours * 3600
     weights = {m: 0.9 for m in (*PROVIDERS, "M")}
-    policies = {
+    known = {
         "default": TrustPolicy(GROUP, SIGNERS, weights),
         "partner": TrustPolicy(GROUP, SIGNERS, weights, corroboration=1),
+        "members-only": TrustPolicy(GROUP, SIGNERS, weights, local_min_score=None),
     }
+    if args.local_min_score is not None:
+        bar = args.local_min_score
+        known["default"] = TrustPolicy(GROUP, SIGNERS, weights, local_min_score=bar)
+    policies = {n: known[n] for n in args.policies.split(",")}
     results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
     base = {p: score(world, p, run(world, p, [], None)[0]) for p in PROVIDERS}
     results["without"] = {
-        p: {k: v for k, v in s.items() if k != "first_action"} for p, s in base.items()
+        p: {k: v for k, v in s.items() if k not in INTERNAL} for p, s in base.items()
     }
+    for p in PROVIDERS:  # what sharing could reach: campaigns another provider acts on at all
+        elsewhere = {c for q in PROVIDERS if q != p for c in base[q]["first_action"]}
+        reach = sum(n for c, n in base[p]["campaign_leakage"].items() if c in elsewhere)
+        total = base[p]["leakage"]
+        results["without"][p]["leakage_in_campaigns_acted_on_elsewhere"] = (
+            round(reach / total, 4) if total else None
+        )
     for name, trust in policies.items():
         shared: list[Bundle] = []
         got: dict[str, dict[str, Any]] = {}
         for p in PROVIDERS:
-            engine, published = run(world, p, list(shared), trust, pub, delay)
+            engine, published = run(world, p, list(shared), trust, pub, delay, args.share_monitored)
             got[p] = score(world, p, engine)
             shared += published
         bad = {
@@ -263,7 +317,7 @@ def main() -> None:
         }
         results[name] = {
             p: {
-                **{k: v for k, v in got[p].items() if k != "first_action"},
+                **{k: v for k, v in got[p].items() if k not in INTERNAL},
                 "leakage_cut": round(1 - got[p]["leakage"] / base[p]["leakage"], 4)
                 if base[p]["leakage"]
                 else None,

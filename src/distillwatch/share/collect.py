@@ -18,6 +18,15 @@ is kept, which is both the privacy rule and the false-positive rule:
   ``MAX_SCAFFOLDS`` per campaign; prompts are sampled per account (its first
   ``SAMPLE_FIRST``, then every ``SAMPLE_EVERY``-th).
 
+Accounts the member *acted on* (throttle or stronger; ``acted_accounts`` reads them from
+verdicts), in a campaign or not, are shared one by one too (``individual``), with only the
+attributes that are costly to rotate and name no one else: the account's payment fingerprint,
+its e-mail domain, and the addresses that carried at least ``account_min_uses`` of its
+exchanges (a rotating proxy's one-off exit is some household's address next hour). Never its
+network, client or scaffolds: a /24 or an SDK's user agent is shared by many customers, and a
+scaffold needs ``scaffold_k`` accounts. The same veto applies: anything an account outside
+every campaign and not acted on also holds is never shared.
+
 Raw values stay inside this module's result; ``export`` turns them into keyed forms.
 """
 
@@ -27,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from distillwatch.records import Account, Exchange
+from distillwatch.records import Account, Exchange, Verdict
 from distillwatch.share.keys import cut, edge_text, normalise, scaffold_cuts
 from distillwatch.signals.text import last_user_text
 
@@ -74,6 +83,15 @@ class CollectRules:
     min_accounts: int = 2
     max_outside: int = 0
     scaffold_k: int = 3
+    account_kinds: frozenset[str] = frozenset({"card", "email_domain", "ip"})
+    """What is shared about one acted-on account (see the module docstring)."""
+    account_min_uses: int = 3
+    """An address is one account's only if it carried this many of its exchanges."""
+
+
+def acted_accounts(verdicts: Iterable[Verdict]) -> set[str]:
+    """Accounts a verdict says were acted on (throttle or stronger) at some point."""
+    return {v.account_id for v in verdicts if v.first_action_ts is not None}
 
 
 class Collector:
@@ -84,6 +102,7 @@ class Collector:
         campaigns: Mapping[str, Iterable[str]],
         accounts: Mapping[str, Account],
         rules: CollectRules | None = None,
+        acted: Iterable[str] = (),
     ) -> None:
         self.rules = rules or CollectRules()
         self.intel = {cid: CampaignIntel(cid, frozenset(a)) for cid, a in campaigns.items()}
@@ -91,6 +110,10 @@ class Collector:
         for cid, ci in self.intel.items():
             for a in ci.accounts:
                 self.member_of.setdefault(a, cid)
+        self.acted = frozenset(acted)
+        """Accounts acted on, shared one by one (``individual``)."""
+        self.uses: dict[str, dict[tuple[str, str], int]] = {a: {} for a in sorted(self.acted)}
+        """Acted-on account → (kind, normalised value) → exchanges (1 for sign-up data)."""
         self.outside: dict[tuple[str, str], set[str]] = {}
         """Attribute → outside accounts holding it (capped at ``max_outside`` + 1)."""
         self.outside_scaffolds: set[tuple[str, str]] = set()
@@ -104,10 +127,15 @@ class Collector:
         if norm is None:
             return
         key = (kind, norm)
+        own = self.uses.get(account_id)
+        if own is not None and kind in self.rules.account_kinds and kind != "ip":
+            own[key] = 1  # sign-up data (addresses are counted per exchange in ``observe``)
         cid = self.member_of.get(account_id)
         if cid is not None:
             self.intel[cid].attributes.setdefault(key, set()).add(account_id)
             return
+        if own is not None:
+            return  # an acted-on account never vetoes what attackers share
         holders = self.outside.setdefault(key, set())
         if len(holders) <= self.rules.max_outside:
             holders.add(account_id)
@@ -119,6 +147,11 @@ class Collector:
     def observe(self, exchange: Exchange) -> None:
         """First pass: attributes of everybody, scaffold candidates of campaign accounts."""
         aid = exchange.account_id
+        own = self.uses.get(aid)
+        if own is not None and "ip" in self.rules.account_kinds:
+            ip = normalise("ip", exchange.ip)
+            if ip is not None:
+                own[("ip", ip)] = own.get(("ip", ip), 0) + 1
         last = self._last.get(aid)
         now = (exchange.ip, exchange.user_agent)
         if last != now:  # most requests come from where the last one did
@@ -157,7 +190,7 @@ class Collector:
 
     def observe_outside(self, exchange: Exchange, wanted: set[tuple[str, str]]) -> None:
         """Second pass: mark candidate scaffolds that an account outside every campaign sent."""
-        if exchange.account_id in self.member_of:
+        if exchange.account_id in self.member_of or exchange.account_id in self.acted:
             return
         prompt = last_user_text(exchange.request)
         if not prompt:
@@ -176,6 +209,17 @@ class Collector:
             for batch in read():
                 for e in batch:
                     self.observe_outside(e, wanted)
+
+    def individual(self, account_id: str) -> dict[str, set[str]]:
+        """An acted-on account's own shareable attributes by kind (see the module docstring)."""
+        r = self.rules
+        out: dict[str, set[str]] = {}
+        for (kind, value), n in self.uses.get(account_id, {}).items():
+            if kind == "ip" and n < r.account_min_uses:
+                continue
+            if len(self.outside.get((kind, value), ())) <= r.max_outside:
+                out.setdefault(kind, set()).add(value)
+        return out
 
     def shareable(self, campaign_id: str) -> tuple[dict[str, set[str]], list[tuple[str, str]]]:
         """The campaign's attacker-specific attributes by kind, and its scaffold edges."""

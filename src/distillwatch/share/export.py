@@ -84,10 +84,17 @@ class ExportConfig:
             raise IntelError(f"unknown TLP level {self.tlp!r}; one of: {', '.join(TLP2_IDS)}")
 
 
+ACTED_CONFIDENCE: Final = 80
+"""An acted-on account's confidence without its verdict's score (the shipped policy's
+``throttle`` threshold: the member was at least this sure when it acted)."""
+
+
 @dataclass
 class ExportStats:
     campaigns: int = 0
     indicators: dict[str, int] = field(default_factory=dict)
+    account_indicators: int = 0
+    """Of ``indicators``, those shared for an acted-on account (not already a campaign's)."""
 
 
 def campaign_token(secret: bytes, group: str, member: str, campaign_id: str) -> str:
@@ -137,6 +144,9 @@ def build_bundle(
     scores = {v.account_id: v.score for v in verdicts}
     rule_of = _rules(campaigns, verdicts, config.group)
     stats = ExportStats()
+    emitted: set[str] = set()
+    stix_campaign: dict[str, str] = {}
+    """Local campaign id → its STIX campaign's id."""
     for camp in sorted(campaigns, key=lambda c: c.campaign_id):
         if camp.campaign_id not in collector.intel:
             continue
@@ -176,30 +186,82 @@ def build_bundle(
         rule = rule_of.get(camp.campaign_id)
         if rule is not None:
             forms.append(("rule", rule))
+        stix_campaign[camp.campaign_id] = c.id
         for kind, form in forms:
             pattern = form.render()
-            ind = stix2.v21.Indicator(
-                id=f"indicator--{uuid.uuid5(_NS, f'{me}|{pattern}')}",
-                created=start,
-                modified=now,
-                name=f"{kind} of distillation campaign {token}",
-                description=f"distillwatch {kind} indicator (keyed; see docs/intel.md)",
-                indicator_types=["malicious-activity", "attribution"],
-                pattern_type=PATTERN_TYPE,
-                pattern_version="1",
-                pattern=pattern,
-                valid_from=start,
-                valid_until=now + LIFETIME[kind],
-                confidence=round(conf * KIND_RELIABILITY[kind]),
-                **common,
-            )
+            emitted.add(pattern)
+            of = f"distillation campaign {token}"
+            ind = _indicator(me, kind, pattern, conf, of, (start, now), marking)
             objects.append(ind)
             objects.append(_relationship(me, ind.id, "indicates", c.id, start, now, marking))
             stats.indicators[kind] = stats.indicators.get(kind, 0) + 1
+    # accounts acted on, one by one: their campaign's, or (outside one) the technique's
+    extract = patterns[0].id
+    for pattern, (kind, conf, cid) in sorted(
+        _account_forms(collector, keyer, config.group, scores).items()
+    ):
+        if pattern in emitted:
+            continue
+        target = stix_campaign.get(cid or "", extract)
+        of = "an account acted on for distillation"
+        ind = _indicator(me, kind, pattern, conf, of, (start, now), marking)
+        objects.append(ind)
+        objects.append(_relationship(me, ind.id, "indicates", target, start, now, marking))
+        stats.indicators[kind] = stats.indicators.get(kind, 0) + 1
+        stats.account_indicators += 1
     bundle = stix2.v21.Bundle(
         objects=objects, id=f"bundle--{uuid.uuid5(_NS, f'{me}|{now.isoformat()}')}"
     )
     return bundle, stats
+
+
+def _indicator(
+    me: str,
+    kind: str,
+    pattern: str,
+    conf: int,
+    of: str,
+    times: tuple[datetime, datetime],
+    marking: list[str],
+) -> stix2.v21.Indicator:
+    """One indicator of ``of`` (a campaign, or an account acted on); ``times``: (epoch start,
+    export time)."""
+    start, now = times
+    return stix2.v21.Indicator(
+        id=f"indicator--{uuid.uuid5(_NS, f'{me}|{pattern}')}",
+        created=start,
+        modified=now,
+        name=f"{kind} of {of}",
+        description=f"distillwatch {kind} indicator (keyed; see docs/intel.md)",
+        indicator_types=["malicious-activity", "attribution"],
+        pattern_type=PATTERN_TYPE,
+        pattern_version="1",
+        pattern=pattern,
+        valid_from=start,
+        valid_until=now + LIFETIME[kind],
+        confidence=round(conf * KIND_RELIABILITY[kind]),
+        created_by_ref=me,
+        object_marking_refs=marking,
+    )
+
+
+def _account_forms(
+    collector: Collector, keyer: GroupKeyer, group: str, scores: Mapping[str, float]
+) -> dict[str, tuple[str, int, str | None]]:
+    """Pattern → (kind, confidence, local campaign) of every acted-on account's attributes;
+    a value two accounts hold keeps the higher confidence."""
+    out: dict[str, tuple[str, int, str | None]] = {}
+    for aid in sorted(collector.acted):
+        score = scores.get(aid)
+        conf = ACTED_CONFIDENCE if score is None else max(0, min(100, round(100 * score)))
+        cid = collector.member_of.get(aid)
+        for kind, values in collector.individual(aid).items():
+            for value in values:
+                digest = keyer.digest_raw(kind, value).hex()
+                pattern = KeyedHash(kind, group, keyer.epoch, digest).render()
+                if pattern not in out or out[pattern][1] < conf:
+                    out[pattern] = (kind, conf, cid)
+    return out
 
 
 def _rules(

@@ -22,7 +22,7 @@ from distillwatch.attribute.campaigns import read_campaigns
 from distillwatch.clock import SystemClock, to_datetime
 from distillwatch.log import read_accounts, read_exchanges, read_verdicts
 from distillwatch.records import Account
-from distillwatch.share.collect import Collector, CollectRules
+from distillwatch.share.collect import Collector, CollectRules, acted_accounts
 from distillwatch.share.errors import IntelError, RejectedBundleError
 from distillwatch.share.export import ExportConfig, ExportStats, build_bundle
 from distillwatch.share.match import IntelIndex, IntelMatcher
@@ -138,9 +138,12 @@ def build_export(
     except OSError as exc:
         raise IntelError(f"cannot read {campaigns}: {exc.strerror or exc}") from None
     accts: dict[str, Account] = read_accounts(accounts) if accounts is not None else {}
-    collector = Collector({c.campaign_id: c.accounts for c in camps}, accts, rules)
-    collector.run(lambda: read_exchanges(log))
     vs = read_verdicts(verdicts) if verdicts is not None else []
+    # accounts acted on share their own attributes too, in a campaign or not (docs/intel.md)
+    collector = Collector(
+        {c.campaign_id: c.accounts for c in camps}, accts, rules, acted=acted_accounts(vs)
+    )
+    collector.run(lambda: read_exchanges(log))
     bundle, stats = build_bundle(camps, collector, config, now=now, verdicts=vs)
     return json.loads(bundle.serialize()), stats
 

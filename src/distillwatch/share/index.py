@@ -84,10 +84,12 @@ class IntelIndex:
         """Index a verified bundle's indicators (``member`` is its verified signer)."""
         self.generation += 1
         objects = bundle.get("objects") or []
-        indicates = {
+        indicates = {  # a campaign, if any (an account's indicators indicate a technique)
             o.get("source_ref"): o.get("target_ref")
             for o in objects
-            if isinstance(o, dict) and o.get("relationship_type") == "indicates"
+            if isinstance(o, dict)
+            and o.get("relationship_type") == "indicates"
+            and str(o.get("target_ref", "")).startswith("campaign--")
         }
         for obj in objects:
             if isinstance(obj, dict) and obj.get("type") == "indicator":

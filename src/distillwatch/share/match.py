@@ -4,8 +4,10 @@
 networks, clients, sampled prompt edges) and every account's sign-up data (card, e-mail
 domain), behaviour rules are matched against an account's signal values (``observe_signals``),
 and ``evidence`` is a ``SignalValue`` (``intel.match``, weighed by the trust policy: "matches 3
-indicators from member-b (confidence 80)"). ``sightings`` are the STIX sightings to send back
-to each indicator's publisher. The index itself is ``distillwatch.share.index``.
+indicators from member-b (confidence 80)"). ``attach`` plugs a matcher into an engine — the one
+wiring for every driver — including the local signal that lets one member's match be acted
+on when our own detection agrees (``share.local``). ``sightings`` are the STIX sightings to
+send back to each indicator's publisher. The index itself is ``distillwatch.share.index``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Final
 
 import stix2
 
+from distillwatch.detect import Engine
 from distillwatch.records import Account, Action, Exchange, SignalValue
 from distillwatch.share.index import ImportStats, IndicatorRef, IntelIndex
+from distillwatch.share.local import LocalSignal
 from distillwatch.share.sign import identity_id
 from distillwatch.share.trust import TrustPolicy
 from distillwatch.signals.text import last_user_text
@@ -62,6 +66,20 @@ class IntelMatcher:
         self.sketch_first = sketch_first
         self.sketch_every = sketch_every
         self.hits: dict[str, _Hits] = {}
+        self.local: Callable[[str, float], bool] | None = None
+        """Whether our own detection agrees about an account (``attach`` sets it)."""
+        self._local: dict[str, bool] = {}
+        """The local signal's answer at the account's last ``evidence``."""
+
+    def attach(self, engine: Engine) -> None:
+        """Plug into ``engine`` beside its other linkers: the evidence goes into its score,
+        new matches re-score the account (``Engine.touch``), and, unless the policy's
+        ``local_min_score`` is ``None``, the engine's own view of an account can corroborate
+        one member's match."""
+        engine.linkers.append(self)
+        self.on_change = engine.touch
+        if self.policy.local_min_score is not None:
+            self.local = LocalSignal(engine, self, self.policy.local_min_score)
 
     def _add(self, h: _Hits, refs: Iterable[IndicatorRef], t: float, aid: str = "") -> None:
         new = False
@@ -125,7 +143,7 @@ class IntelMatcher:
         """The STIX id of the shared campaign a *corroborated* match ties the account to.
 
         Only corroborated intel names a campaign (a policy may act sooner on campaign members);
-        one member's word never does.
+        one member's word alone never does, one member with our own detection agreeing does.
         """
         h = self.hits.get(account_id)
         if h is None or not h.refs:
@@ -156,22 +174,46 @@ class IntelMatcher:
         return per_member, count
 
     def corroborated(self, account_id: str, now: float) -> bool:
-        """Whether enough members, each confident enough, agree on the account."""
+        """Whether enough members, each confident enough, agree on the account — or one does
+        and the local signal agreed at the account's last ``evidence``."""
         refs = self.matched(account_id, now)
-        return bool(refs) and self.policy.combine(self._beliefs(refs)[0])[1]
+        local = self._local.get(account_id, False)
+        return bool(refs) and self.policy.combine(self._beliefs(refs)[0], local=local)[1]
+
+    def _combine(
+        self, account_id: str, per_member: Mapping[str, float], now: float
+    ) -> tuple[float, bool, bool]:
+        """Evidence, whether corroborated, and whether only thanks to the local signal.
+
+        The local signal (it evaluates every signal) is asked only when it can matter: the
+        members alone do not corroborate and one of them supports the match by itself.
+        """
+        ev, ok = self.policy.combine(per_member)
+        local = False
+        if not ok and self.local is not None:
+            p = self.policy
+            if any(p.weights.get(m, 0.0) * c >= p.min_support for m, c in per_member.items()):
+                local = self.local(account_id, now)
+        self._local[account_id] = local
+        if local:
+            ev, ok = self.policy.combine(per_member, local=True)
+        return ev, ok, local and ok
 
     def evidence(self, account_id: str, now: float) -> SignalValue | None:
         refs = self.matched(account_id, now)
         if not refs:
             return None
         per_member, count = self._beliefs(refs)
-        ev, corroborated = self.policy.combine(per_member)
+        ev, corroborated, by_local = self._combine(account_id, per_member, now)
         parts = [
             f"{count[m]} indicator{'s' if count[m] != 1 else ''} from {m} "
             f"(confidence {round(100 * per_member[m])})"
             for m in sorted(count, key=lambda m: -per_member[m])
         ]
-        note = "" if corroborated else "; uncorroborated: monitor only"
+        if by_local:
+            note = "; corroborated by our own detection"
+        else:
+            note = "" if corroborated else "; uncorroborated: monitor only"
         return SignalValue(
             signal_id=SIGNAL_ID,
             version=SIGNAL_VERSION,

@@ -8,6 +8,7 @@
     max_evidence: 6.0            # most log-odds intel can add, however corroborated
     kinds: {net: 0.3}            # optional: our credit per indicator kind (KIND_WEIGHTS)
     min_support: 0.5             # a member corroborates only with this much belief of its own
+    local_min_score: 0.5         # one member + our own score (without intel) this high: act
     members:
       member-b:
         public_key: <base64 of the 32-byte Ed25519 public key>
@@ -17,8 +18,11 @@ A match from one member only is *uncorroborated*: it adds at most ``solo_evidenc
 less than the policy needs to throttle from the prior, so on its own it can at most make an
 account ``monitor``ed; with local evidence already there, it can tip it), and its ``ceiling``
 is ``monitor`` for enforcement points that apply one. ``corroboration`` members agreeing lift
-both limits. A careless or malicious member can therefore not get a customer acted on by
-itself.
+both limits, and so does a *local* signal next to one supporting member: the account's own
+score without intel (``IntelMatcher.attach`` computes it) reaching ``local_min_score``, or its
+membership in a detected local campaign (``null`` turns local corroboration off). A careless or
+malicious member can therefore not get a customer acted on by itself: it needs another member
+or our own detection to agree.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class MembersFile(msgspec.Struct, forbid_unknown_fields=True):
     max_evidence: Annotated[float, msgspec.Meta(ge=0.0)] = 6.0
     kinds: dict[str, Weight] = msgspec.field(default_factory=dict)
     min_support: Weight = 0.5
+    local_min_score: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] | None = 0.5
 
 
 KIND_WEIGHTS: Final = {
@@ -82,6 +87,11 @@ class TrustPolicy:
     """A member corroborates only if its own credited belief (weight × its matches) reaches
     this: a weak match (a shared network) from one member and a strong claim from another are
     not two members agreeing."""
+    local_min_score: float | None = 0.5
+    """One supporting member corroborates when a local signal agrees: the account's own score
+    without intel at least this (0.5 is the shipped policy's ``monitor`` threshold: our own
+    detection was already watching it) or its membership in a detected local campaign.
+    ``None``: only ``corroboration`` members do."""
 
     def credit(self, kind: str, confidence: int) -> float:
         """What one indicator says (0-1): its confidence times our weight for its kind.
@@ -91,8 +101,13 @@ class TrustPolicy:
         """
         return self.kinds.get(kind, 0.0) * confidence / 100.0
 
-    def combine(self, per_member: Mapping[str, float]) -> tuple[float, bool]:
+    def combine(
+        self, per_member: Mapping[str, float], *, local: bool = False
+    ) -> tuple[float, bool]:
         """Log-odds evidence of matches with member → confidence (0-1), and if corroborated.
+
+        ``local``: a local signal agrees (see ``local_min_score``); then one supporting member
+        is enough.
 
         >>> p = TrustPolicy("g", {}, {"a": 1.0, "b": 0.5})
         >>> p.combine({"a": 0.8})
@@ -101,6 +116,10 @@ class TrustPolicy:
         (1.0, False)
         >>> ev, ok = p.combine({"a": 0.8, "b": 1.0}); round(ev, 2), ok
         (5.4, True)
+        >>> ev, ok = p.combine({"a": 0.8}, local=True); round(ev, 2), ok
+        (4.8, True)
+        >>> p.combine({"b": 0.8}, local=True)  # b's own belief 0.4 < min_support: a tip
+        (1.0, False)
         """
         support = 1.0
         members = 0
@@ -109,7 +128,9 @@ class TrustPolicy:
             support *= 1.0 - w
             members += w >= self.min_support
         belief = 1.0 - support
-        corroborated = members >= self.corroboration
+        corroborated = members >= self.corroboration or (
+            local and members >= 1 and self.local_min_score is not None
+        )
         ev = self.max_evidence * belief
         return (ev if corroborated else min(ev, self.solo_evidence)), corroborated
 
@@ -143,4 +164,5 @@ def load_members(path: Path) -> TrustPolicy:
         max_evidence=f.max_evidence,
         kinds={**KIND_WEIGHTS, **f.kinds},
         min_support=f.min_support,
+        local_min_score=f.local_min_score,
     )
