@@ -122,8 +122,8 @@ def run(
     linker = engine.linker
     assert isinstance(linker, CampaignLinker)
     index = IntelIndex(GROUP, SECRET)
-    if trust is not None:  # intel evidence beside the campaign evidence, as the gateway would
-        IntelMatcher(index, trust, accounts).attach(engine)
+    if trust is not None:  # intel beside the campaign evidence, with the ceiling, as scan and
+        IntelMatcher(index, trust, accounts).attach(engine, ceiling=True)  # the gateway do
     pending = sorted(received, key=lambda b: b[0])
     seen: set[str] = set()
     log = world.logs[p]

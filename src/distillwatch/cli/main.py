@@ -16,6 +16,7 @@ from distillwatch.cli.errors import fail, handle_errors
 from distillwatch.cli.render import action_counts, scan_progress, suspicious_table
 from distillwatch.cli.scan import (
     ScanInput,
+    ScanIntel,
     SparkScan,
     campaigns_of,
     campaigns_path,
@@ -142,6 +143,34 @@ def scan(
             "of each campaign with its evidence.",
         ),
     ] = None,
+    intel: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--intel",
+            help="A signed intel bundle received (repeat the option for more): its indicators "
+            "are matched in the replay, as in the gateway (docs/intel.md). Needs --members "
+            "and --group-secret; rejected bundles are listed, not fatal unless none is valid.",
+            show_default=False,
+        ),
+    ] = None,
+    members: Annotated[
+        Path | None,
+        typer.Option(help="With --intel: members.yaml (trusted members, the trust policy)."),
+    ] = None,
+    group_secret: Annotated[
+        Path | None,
+        typer.Option("--group-secret", help="With --intel: the sharing group's secret file."),
+    ] = None,
+    sightings: Annotated[
+        Path | None,
+        typer.Option(help="With --intel: write the signed STIX sightings of the matches here."),
+    ] = None,
+    member: Annotated[
+        str | None, typer.Option(help="With --sightings: our member name (signs them).")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="With --sightings: our signing key (intel keygen).")
+    ] = None,
 ) -> None:
     """Replay a log in time order and write one verdict per account.
 
@@ -157,6 +186,28 @@ def scan(
         raise fail("--engine spark reads a log file, a directory or --table, not --store")
     if engine != "spark" and table is not None:
         raise fail("--table needs --engine spark")
+    received: ScanIntel | None = None
+    if intel:
+        if engine == "spark":
+            raise fail("--intel needs --engine embedded (intel is not matched in Spark tasks)")
+        received = ScanIntel.load(
+            intel,
+            members=members,
+            group_secret=group_secret,
+            sightings=sightings,
+            member=member,
+            key=key,
+        )
+        for path, reason in received.received.rejected:
+            console.print(f"intel: {path}: {reason}", markup=False)
+        console.print(
+            f"intel: {len(received.received.bundles)} bundle(s) accepted "
+            f"({', '.join(sorted(set(received.received.accepted)))}), "
+            f"{len(received.received.rejected)} rejected",
+            markup=False,
+        )
+    elif members or group_secret or sightings or member or key:
+        raise fail("--members, --group-secret, --sightings, --member and --key go with --intel")
     settings = load_settings()
     pol = load_policy(policy)
     source = ScanInput(log=log, store_url=store, accounts=accounts, skip_invalid=skip_invalid)
@@ -177,8 +228,17 @@ def scan(
                 else:
                     progress.advance(task, n)
 
-            result = run_scan(source, pol, settings, on_progress=advance, campaigns=campaigns)
+            result = run_scan(
+                source,
+                pol,
+                settings,
+                on_progress=advance,
+                campaigns=campaigns,
+                intel=received.received if received is not None else None,
+            )
             progress.update(task, total=result.exchanges, completed=result.exchanges)
+        if received is not None:
+            console.print(received.finish(result.engine), markup=False)
     write_verdicts(out, result.verdicts)
     found = result.campaigns if isinstance(result, SparkScan) else campaigns_of(result)
     if found is not None:

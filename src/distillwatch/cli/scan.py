@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -14,10 +15,15 @@ from distillwatch.attribute.factory import engine_factory
 from distillwatch.bench.scan_report import write_scan_report
 from distillwatch.config import Settings
 from distillwatch.detect import Engine, ReplayResult, replay
+from distillwatch.errors import ConfigError
 from distillwatch.log import SkipReport, open_writer, read_accounts, read_exchanges
 from distillwatch.policy import Policy
 from distillwatch.records import Account, Exchange, Verdict
 from distillwatch.store import open_store
+
+if TYPE_CHECKING:  # share/ needs the [share] extra: imported only with --intel
+    from distillwatch.share.files import ReceivedIntel
+    from distillwatch.share.match import IntelMatcher
 
 
 @dataclass
@@ -56,17 +62,101 @@ def run_scan(
     settings: Settings,
     on_progress: Callable[[int], None] | None = None,
     campaigns: bool = True,
+    intel: ReceivedIntel | None = None,
 ) -> ReplayResult:
     """Replay the input through a fresh engine; ``campaigns`` links accounts into campaigns
-    (the engine's linker is then a ``CampaignLinker``: see ``campaigns_of``)."""
+    (the engine's linker is then a ``CampaignLinker``: see ``campaigns_of``); ``intel``
+    (received bundles, verified) is matched by an ``IntelMatcher`` beside it, with the trust
+    policy's ceiling, exactly as the gateway's engine does (``intel_matcher_of``)."""
     accounts = source.load_accounts()
+    make = engine_factory(policy, accounts, campaigns=campaigns)
+    if intel is not None:
+        plain, received = make, intel
+
+        def make() -> Engine:  # a fresh matcher (and index) with each fresh engine
+            engine = plain()
+            received.matcher(accounts).attach(engine, ceiling=True)
+            return engine
 
     return replay(
         lambda: source.batches(settings.batch_size),
-        engine_factory(policy, accounts, campaigns=campaigns),
+        make,
         lateness=settings.lateness_s,
         on_progress=on_progress,
     )
+
+
+@dataclass
+class ScanIntel:
+    """``scan --intel``: the received bundles, verified, and where the sightings go."""
+
+    received: ReceivedIntel
+    sightings: Path | None = None
+    member: str | None = None
+    key: Path | None = None
+
+    @classmethod
+    def load(
+        cls,
+        bundles: list[Path],
+        *,
+        members: Path | None,
+        group_secret: Path | None,
+        sightings: Path | None = None,
+        member: str | None = None,
+        key: Path | None = None,
+    ) -> ScanIntel:
+        """Verify the bundles now (``intel import``'s verification); a one-line error when an
+        option is missing or no bundle is valid."""
+        if members is None or group_secret is None:
+            raise ConfigError("--intel needs --members and --group-secret")
+        if sightings is not None and (member is None or key is None):
+            raise ConfigError("--sightings needs --member and --key (they sign the sightings)")
+        try:
+            from distillwatch.share.files import load_intel, parse_now
+            from distillwatch.share.sign import load_private
+        except ImportError as e:
+            raise ConfigError(
+                f"--intel needs the intel exchange's dependencies ({e.name} is missing): "
+                "pip install 'distillwatch[share]'"
+            ) from None
+        if key is not None:
+            load_private(key)  # a bad key stops the scan before it runs, not after
+        received = load_intel(
+            bundles, members=members, group_secret=group_secret, now=parse_now(None)
+        )
+        return cls(received, sightings, member, key)
+
+    def finish(self, engine: Engine) -> str:
+        """After the scan: write the sightings (if asked) and say what matched."""
+        from distillwatch.share.files import write_sightings
+
+        matcher = intel_matcher_of(engine)
+        assert matcher is not None
+        t = engine.last_t or self.received.now.timestamp()
+        matched = sum(1 for aid in matcher.hits if matcher.matched(aid, t))
+        corroborated = sum(1 for aid in matcher.hits if matcher.corroborated(aid, t))
+        text = (
+            f"intel: {matched:,} account(s) matched received indicators "
+            f"({corroborated:,} corroborated)"
+        )
+        if self.sightings is not None:
+            n = write_sightings(
+                self.sightings,
+                matcher,
+                member=self.member,
+                key=self.key,
+                now=self.received.now,
+            )
+            text += f"; {n} sighting(s) → {self.sightings}"
+        return text
+
+
+def intel_matcher_of(engine: Engine) -> IntelMatcher | None:
+    """The received-intel matcher ``run_scan`` attached to ``engine``, if any."""
+    from distillwatch.share.match import IntelMatcher
+
+    return next((x for x in engine.linkers if isinstance(x, IntelMatcher)), None)
 
 
 @dataclass

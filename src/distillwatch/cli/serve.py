@@ -34,6 +34,13 @@ def run_serve(
     if log_dir is not None:
         cfg = cfg.model_copy(update={"log": cfg.log.model_copy(update={"dir": log_dir})})
     where = cfg.log.store or str(cfg.log.dir)
+    intel = None
+    if cfg.intel is not None:  # the gateway cannot import share/: the feed is built here
+        from distillwatch.share.feed import BundleFolder
+
+        intel = BundleFolder.open(
+            cfg.intel.bundles_dir, members=cfg.intel.members, group_secret=cfg.intel.group_secret
+        )
 
     def announce() -> None:
         console.print(
@@ -42,4 +49,4 @@ def run_serve(
             markup=False,
         )
 
-    serve(cfg, log_level=log_level, announce=announce)
+    serve(cfg, log_level=log_level, announce=announce, intel=intel)

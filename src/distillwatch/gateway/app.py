@@ -17,9 +17,11 @@ from starlette.routing import Route
 from distillwatch.attribute.factory import build_engine as attribute_engine
 from distillwatch.detect import Engine
 from distillwatch.detect.engine import Linker
+from distillwatch.gateway import intel_feed
 from distillwatch.gateway.admin import admin_routes
 from distillwatch.gateway.config import GatewayConfig
 from distillwatch.gateway.durable_log import GroupCommitLog, SegmentSink, Sink, StoreSink
+from distillwatch.gateway.intel_feed import IntelFeed
 from distillwatch.gateway.keys import KeyRing, load_keys
 from distillwatch.gateway.live import LiveEngine
 from distillwatch.gateway.metrics import GatewayMetrics
@@ -67,12 +69,20 @@ def create_app(
     keys: KeyRing | None = None,
     engine: Engine | None = None,
     linker: Linker | None = None,
+    intel: IntelFeed | None = None,
 ) -> Starlette:
     """The gateway app. ``keys``/``engine`` default to the ones the config describes;
-    ``linker`` (campaign attribution) feeds the engine and the per-campaign limits."""
-    if keys is None:
-        from distillwatch.errors import ConfigError
+    ``linker`` (campaign attribution) feeds the engine and the per-campaign limits;
+    ``intel`` (the config's ``intel`` section, built by ``distillwatch serve``) matches
+    received intel in the engine. ``app.state.refresh_intel()`` looks for new intel now."""
+    from distillwatch.errors import ConfigError
 
+    if (config.intel is None) != (intel is None):
+        raise ConfigError(
+            "`intel`: the section and the intel feed go together (`distillwatch serve` "
+            "builds the feed from the section)"
+        )
+    if keys is None:
         if config.keys is not None and config.keys_store is not None:
             raise ConfigError("set either `keys` (a file) or `keys_store` (PostgreSQL), not both")
         if config.keys_store is not None:
@@ -85,6 +95,8 @@ def create_app(
         else:
             keys = load_keys(config.keys)
     engine = engine or build_engine(config, keys, linker)
+    if intel is not None:
+        intel.attach(engine)  # after the campaign linker, as scan --intel
     metrics = GatewayMetrics()
     live = LiveEngine(
         engine,
@@ -113,6 +125,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         sink = open_sink(config)  # first: opening the segments repairs torn tails
+        if intel is not None:  # before the restore: restored decisions see the intel too
+            await intel_feed.refresh(intel)
         if config.engine.restore:
             store = sink.store if isinstance(sink, StoreSink) else None
             await asyncio.to_thread(restore_engine, engine, config, store)
@@ -138,13 +152,19 @@ def create_app(
         refresher = None
         if config.keys_store is not None and config.keys_store.refresh_s > 0:
             refresher = asyncio.create_task(refresh_forever(keys, config.keys_store))
+        intel_task = None
+        if intel is not None and config.intel is not None and config.intel.refresh_s > 0:
+            intel_task = asyncio.create_task(
+                intel_feed.refresh_forever(intel, config.intel.refresh_s)
+            )
         try:
             yield
         finally:
-            if refresher is not None:
-                refresher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await refresher
+            for task in (refresher, intel_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await live.close()
             await commit_log.close()
             await upstream.close()
@@ -196,8 +216,14 @@ def create_app(
         log.error("unhandled error, reference %s", reference, exc_info=exc)
         return refusal_response(internal_error(reference))
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+
+    async def refresh_intel() -> bool:
+        return intel is not None and await intel_feed.refresh(intel)
+
+    app.state.refresh_intel = refresh_intel
+    return app

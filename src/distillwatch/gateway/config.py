@@ -66,6 +66,22 @@ class AdminSettings(BaseModel):
     )
 
 
+class IntelSettings(BaseModel):
+    """Received threat intel (docs/intel.md): signed bundles from a folder, re-read while
+    serving; matched by the live engine as ``scan --intel`` matches them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bundles_dir: Path = Field(
+        description="folder of signed bundles (*.json), e.g. where `intel pull` writes"
+    )
+    members: Path = Field(description="members.yaml: trusted members and the trust policy")
+    group_secret: Path = Field(description="the sharing group's secret file (hex)")
+    refresh_s: float = Field(
+        300.0, ge=0.0, description="look for new bundles this often; 0: only at start-up"
+    )
+
+
 AccountSource = Literal["key", "user_id", "team_id", "end_user_id", "org_id", "key_alias"]
 
 
@@ -122,6 +138,9 @@ class GatewayConfig(BaseModel):
     protect: ProtectSettings = Field(default_factory=ProtectSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     litellm: LiteLLMSettings = Field(default_factory=LiteLLMSettings)
+    intel: IntelSettings | None = Field(
+        None, description="received threat intel matched by the engine (off when null)"
+    )
 
     @field_validator("upstream")
     @classmethod
@@ -203,6 +222,17 @@ def _resolve(config: GatewayConfig, base: Path) -> GatewayConfig:
                     "policy": fix(config.engine.policy),
                     "accounts": fix(config.engine.accounts),
                 }
+            ),
+            "intel": (
+                None
+                if config.intel is None
+                else config.intel.model_copy(
+                    update={
+                        "bundles_dir": fix(config.intel.bundles_dir),
+                        "members": fix(config.intel.members),
+                        "group_secret": fix(config.intel.group_secret),
+                    }
+                )
             ),
         }
     )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from distillwatch.gateway.app import create_app
 from distillwatch.gateway.config import GatewayConfig
+from distillwatch.gateway.intel_feed import IntelFeed
 
 
 def serve(
@@ -15,11 +16,13 @@ def serve(
     log_level: str = "info",
     access_log: bool = False,
     announce: Callable[[], None] | None = None,
+    intel: IntelFeed | None = None,
 ) -> None:
-    """Build the app (config problems surface here, before the port opens) and serve it."""
+    """Build the app (config problems surface here, before the port opens) and serve it;
+    ``intel``: the source the config's ``intel`` section describes (``create_app``)."""
     import uvicorn
 
-    app = create_app(config)
+    app = create_app(config, intel=intel)
     if announce is not None:
         announce()
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")

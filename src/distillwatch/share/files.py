@@ -1,7 +1,9 @@
 """File-level export and import: what ``distillwatch intel export|import|keygen`` run.
 
 Paths in, files out, every failure an ``IntelError`` with one line to print. The log is read
-once, in file order (the collector does not need time order).
+once, in file order (the collector does not need time order). ``receive`` (verify received
+envelopes) and ``write_sightings`` are shared by ``intel import``, ``scan --intel`` and the
+gateway's bundle folder (``share.feed``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,7 +36,7 @@ from distillwatch.share.sign import (
     sign,
     verify,
 )
-from distillwatch.share.trust import TrustPolicy
+from distillwatch.share.trust import TrustPolicy, load_members
 from distillwatch.signals import create_signals
 
 
@@ -165,6 +167,91 @@ def load_envelope(path: Path) -> Any:
         raise RejectedBundleError("malformed", f"{path} is not JSON") from None
 
 
+@dataclass
+class ReceivedIntel:
+    """Received bundles that passed verification (with their signer), and those rejected."""
+
+    policy: TrustPolicy
+    group_secret: bytes
+    now: datetime
+    """When they were verified: indicators already expired then are not indexed."""
+    bundles: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    rejected: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> list[str]:
+        """The signer of each accepted bundle."""
+        return [member for member, _ in self.bundles]
+
+    def index(self) -> IntelIndex:
+        """A fresh index of every accepted bundle (its time starts at ``now``)."""
+        index = IntelIndex(self.policy.group, self.group_secret)
+        for member, bundle in self.bundles:
+            index.add_bundle(member, bundle, now=self.now)
+        return index
+
+    def matcher(self, accounts: Mapping[str, Account] | None = None) -> IntelMatcher:
+        """A new matcher over a fresh index (``attach`` it to an engine)."""
+        return IntelMatcher(self.index(), self.policy, accounts)
+
+
+def receive(
+    envelopes: Sequence[Path],
+    *,
+    policy: TrustPolicy,
+    group_secret: bytes,
+    now: datetime,
+    seen: set[str] | None = None,
+) -> ReceivedIntel:
+    """Verify signed envelope files against the members' keys at ``now``: a rejected one is
+    logged and kept with its reason (``sign.verify``), never fatal; an unreadable file is
+    (``IntelError``). ``seen``: bundle ids accepted before (replay protection across calls)."""
+    got = ReceivedIntel(policy, group_secret, now)
+    seen = set() if seen is None else seen
+    for path in envelopes:
+        try:
+            signer, bundle = verify(load_envelope(path), policy.signers, now=now, seen=seen)
+        except RejectedBundleError as exc:
+            got.rejected.append((path, str(exc)))
+            continue
+        got.bundles.append((signer.member, bundle))
+    return got
+
+
+def load_intel(
+    envelopes: Sequence[Path], *, members: Path, group_secret: Path, now: datetime
+) -> ReceivedIntel:
+    """``receive`` with the members file and the group secret read from their paths;
+    ``IntelError`` when not one envelope is valid (naming each one's reason)."""
+    got = receive(
+        envelopes,
+        policy=load_members(members),
+        group_secret=read_group_secret(group_secret),
+        now=now,
+    )
+    if not got.bundles:
+        why = "; ".join(f"{path}: {reason}" for path, reason in got.rejected)
+        raise IntelError(f"no valid intel bundle ({why})")
+    return got
+
+
+def write_sightings(
+    path: Path, matcher: IntelMatcher, *, member: str | None, key: Path | None, now: datetime
+) -> int:
+    """The STIX sightings of a matcher's matches as an envelope signed by ``member`` (for
+    the publishers); returns how many sightings."""
+    if member is None or key is None:
+        raise IntelError("sightings need --member and --key to be signed")
+    import stix2
+
+    private = load_private(key)
+    found = matcher.sightings(member, now)
+    bundle_obj = stix2.v21.Bundle(objects=found) if found else None
+    body = json.loads(bundle_obj.serialize()) if bundle_obj else _empty_bundle()
+    write_json(path, sign(body, member, private, signed_at=now, expires=now + timedelta(days=7)))
+    return len(found)
+
+
 def import_files(
     envelopes: Sequence[Path],
     *,
@@ -183,19 +270,11 @@ def import_files(
 
     With ``verdicts`` (a local scan's), behaviour rules are matched against its signal values.
     """
-    result = ImportResult()
-    index = IntelIndex(policy.group, group_secret)
-    seen: set[str] = set()
-    for path in envelopes:
-        try:
-            signer, bundle = verify(load_envelope(path), policy.signers, now=now, seen=seen)
-        except RejectedBundleError as exc:
-            result.rejected.append((path, str(exc)))
-            continue
-        index.add_bundle(signer.member, bundle, now=now)
-        result.accepted.append(signer.member)
+    received = receive(envelopes, policy=policy, group_secret=group_secret, now=now)
+    result = ImportResult(accepted=received.accepted, rejected=received.rejected)
     accts = read_accounts(accounts) if accounts is not None else {}
-    matcher = IntelMatcher(index, policy, accts)
+    matcher = received.matcher(accts)
+    index = matcher.index
     for batch in read_exchanges(log):
         for e in batch:
             matcher.observe(e, e.ts.timestamp())
@@ -225,16 +304,7 @@ def import_files(
     except OSError as exc:
         raise IntelError(f"cannot write {out}: {exc.strerror or exc}") from None
     if sightings_out is not None:
-        if member is None or key is None:
-            raise IntelError("sightings need --member and --key to be signed")
-        import stix2
-
-        found = matcher.sightings(member, now)
-        result.sightings = len(found)
-        bundle_obj = stix2.v21.Bundle(objects=found) if found else None
-        body = json.loads(bundle_obj.serialize()) if bundle_obj else _empty_bundle()
-        env = sign(body, member, load_private(key), signed_at=now, expires=now + timedelta(days=7))
-        write_json(sightings_out, env)
+        result.sightings = write_sightings(sightings_out, matcher, member=member, key=key, now=now)
     return result
 
 
@@ -256,10 +326,14 @@ def parse_now(text: str | None) -> datetime:
 
 __all__ = [
     "ImportResult",
+    "ReceivedIntel",
     "export_files",
     "import_files",
     "keygen_group",
     "keygen_member",
+    "load_intel",
     "parse_now",
     "read_group_secret",
+    "receive",
+    "write_sightings",
 ]

@@ -6,7 +6,9 @@ domain), behaviour rules are matched against an account's signal values (``obser
 and ``evidence`` is a ``SignalValue`` (``intel.match``, weighed by the trust policy: "matches 3
 indicators from member-b (confidence 80)"). ``attach`` plugs a matcher into an engine — the one
 wiring for every driver — including the local signal that lets one member's match be acted
-on when our own detection agrees (``share.local``). ``sightings`` are the STIX sightings to
+on when our own detection agrees (``share.local``) and, with ``ceiling=True``, the ceiling: an
+action only intel pushed above ``monitor`` is held at ``monitor`` unless the match is
+corroborated (``scan --intel`` and the gateway). ``sightings`` are the STIX sightings to
 send back to each indicator's publisher. The index itself is ``distillwatch.share.index``.
 """
 
@@ -17,10 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+import msgspec
 import stix2
 
 from distillwatch.detect import Engine
-from distillwatch.records import Account, Action, Exchange, SignalValue
+from distillwatch.detect.engine import AccountState
+from distillwatch.records import Account, Action, Decision, Exchange, SignalValue, Verdict
 from distillwatch.share.index import ImportStats, IndicatorRef, IntelIndex
 from distillwatch.share.local import LocalSignal
 from distillwatch.share.sign import identity_id
@@ -29,8 +33,17 @@ from distillwatch.signals.text import last_user_text
 
 SIGNAL_ID: Final = "intel.match"
 SIGNAL_VERSION: Final = 1
+CEILING_RULE: Final = "intel.ceiling"
+"""The rule of a decision the ceiling held at ``monitor``."""
 
-__all__ = ["SIGNAL_ID", "ImportStats", "IndicatorRef", "IntelIndex", "IntelMatcher"]
+__all__ = [
+    "CEILING_RULE",
+    "SIGNAL_ID",
+    "ImportStats",
+    "IndicatorRef",
+    "IntelIndex",
+    "IntelMatcher",
+]
 
 
 @dataclass
@@ -71,15 +84,76 @@ class IntelMatcher:
         self._local: dict[str, bool] = {}
         """The local signal's answer at the account's last ``evidence``."""
 
-    def attach(self, engine: Engine) -> None:
+    def attach(self, engine: Engine, *, ceiling: bool = False) -> None:
         """Plug into ``engine`` beside its other linkers: the evidence goes into its score,
         new matches re-score the account (``Engine.touch``), and, unless the policy's
         ``local_min_score`` is ``None``, the engine's own view of an account can corroborate
-        one member's match."""
+        one member's match.
+
+        ``ceiling``: the engine's decisions and verdicts apply ``ceiling`` — an action that
+        only an uncorroborated match lifts above ``monitor`` stays at ``monitor`` (rule
+        ``intel.ceiling``); an action our own detection reaches without intel is kept."""
         engine.linkers.append(self)
         self.on_change = engine.touch
         if self.policy.local_min_score is not None:
             self.local = LocalSignal(engine, self, self.policy.local_min_score)
+        if ceiling:
+            self._apply_ceiling(engine)
+
+    def _apply_ceiling(self, engine: Engine) -> None:
+        """Wrap the engine's ``decide`` and ``verdict`` (every decision goes through them:
+        ``observe``, a policy reload, the verdicts at the end) with the ceiling."""
+        own = LocalSignal(engine, self, 1.0)
+        decide, verdict = engine.decide, engine.verdict
+
+        def capped(st: AccountState, now: float, action: Action) -> tuple[Action, str] | None:
+            aid = st.account_id
+            if action.rank <= Action.MONITOR.rank or aid not in self.hits:
+                return None
+            if not self.matched(aid, now) or self.corroborated(aid, now):
+                return None
+            # what our own detection decides without intel (intel, uncorroborated, names no
+            # campaign, so the engine's campaign is another linker's)
+            mine, rule = engine.policy.decide(
+                own.score(st, now),
+                tier=st.tier,
+                exchanges=st.exchanges,
+                campaign=engine.campaign_of(aid) is not None,
+            )
+            if mine.rank >= action.rank:
+                return None
+            return (
+                (mine, rule) if mine.rank > Action.MONITOR.rank else (Action.MONITOR, CEILING_RULE)
+            )
+
+        def capped_decide(st: AccountState, now: float) -> Decision:
+            d = decide(st, now)
+            cap = capped(st, now, d.action)
+            if cap is None:
+                return d
+            st.action, st.rule = cap
+            return msgspec.structs.replace(d, action=cap[0], rule=cap[1])
+
+        def capped_verdict(st: AccountState, now: float) -> Verdict:
+            v = verdict(st, now)
+            cap = capped(st, now, v.action)
+            if cap is None or v.evidence is None:
+                return v
+            ev = msgspec.structs.replace(v.evidence, policy=engine.policy.ref(cap[1]))
+            return msgspec.structs.replace(v, action=cap[0], evidence=ev)
+
+        engine.decide = capped_decide  # type: ignore[method-assign]
+        engine.verdict = capped_verdict  # type: ignore[method-assign]
+
+    def use_index(self, index: IntelIndex) -> None:
+        """Match against ``index`` from now on (a rebuilt one: the gateway's feed builds it
+        off the event loop). Indicators it lacks (revoked, expired) stop matching; every
+        account is looked up again at its next exchange and re-scored."""
+        index.generation = max(index.generation, self.index.generation + 1)
+        self.index = index
+        if self.on_change is not None:
+            for aid in self.hits:
+                self.on_change(aid)
 
     def _add(self, h: _Hits, refs: Iterable[IndicatorRef], t: float, aid: str = "") -> None:
         new = False
@@ -158,10 +232,18 @@ class IntelMatcher:
         return max(sorted(votes), key=lambda c: votes[c]) if votes else None
 
     def matched(self, account_id: str, now: float) -> list[IndicatorRef]:
+        """The account's matched indicators still in the index (not revoked, not replaced
+        by an index without them), in their current version, and not expired at ``now``."""
         h = self.hits.get(account_id)
         if h is None:
             return []
-        return [r for r in h.refs.values() if r.valid_until is None or r.valid_until > now]
+        held = self.index.refs
+        out = []
+        for iid in h.refs:
+            r = held.get(iid)
+            if r is not None and (r.valid_until is None or r.valid_until > now):
+                out.append(r)
+        return out
 
     def _beliefs(self, refs: list[IndicatorRef]) -> tuple[dict[str, float], dict[str, int]]:
         """Each member's credited belief ``1 − Π(1 − credit)`` and its matched indicators."""
