@@ -153,15 +153,15 @@ def test_a_bundle_dropped_after_start_is_matched_without_a_restart(
     assert refresh(gw) is True
     expired = format_rfc3339(world.files.now - timedelta(hours=1))
     assert world.feeds[0].rejected == {bad: f"bundle rejected (expired): expired {expired}"}
-    # x[24] was decided before the intel arrived; its observation finds the match, which
-    # re-scores the account at its next exchange (``Engine.touch``, as for the campaign
-    # linker), so x[25] is still served and decides the block
-    assert [send(gw, x[24]), send(gw, x[25])] == [200, 200]
+    # x[24] was decided before the intel arrived, so it is served; its observation finds the
+    # match, which re-scores the account right away (``Engine.touch`` from inside its own
+    # observation, as for the campaign linker): x[25] is refused
+    assert send(gw, x[24]) == 200
     after = drained(gw, ("x-corr",))["x-corr"]["verdict"]
     assert after["action"] == "block"
     assert after["evidence"]["signals"][SIGNAL_ID] == 2.0
     assert after["campaign_id"].startswith("campaign--")
-    assert send(gw, x[26]) == 403
+    assert [send(gw, x[25]), send(gw, x[26])] == [403, 403]
 
     # both members revoke: the match is gone from the account's next exchange on
     world.drop("member-a", revoking(world.files, stix_a), "a-revoked.json")

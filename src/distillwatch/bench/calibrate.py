@@ -103,8 +103,9 @@ class MarginEngine(Engine):
         return super().decide(st, now)
 
 
-PRIOR_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05)
-"""Priors tried; 5 % of active accounts distilling is already far above any reported share."""
+PRIOR_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5)
+"""Intercepts tried, as priors. The prior is the operating point (how much evidence acting
+takes), chosen on dev; it is not a measurement of how many accounts distil."""
 
 
 def operating_curve(
@@ -372,12 +373,18 @@ def margins(
 
 
 def choose_prior(curves: dict[str, list[dict[str, float]]], max_fpr: float) -> float:
-    """The largest prior on the grid at which every model's dev FPR is within ``max_fpr``."""
-    ok = [
-        row["prior"]
-        for i, row in enumerate(curves["full"])
-        if all(c[i]["fpr"] <= max_fpr for c in curves.values())
+    """The largest prior on the grid at which every model's dev FPR is within ``max_fpr`` there
+    *and* at the next prior of the grid: one step of margin, so the operating point never sits
+    at the edge of what dev data allows (the grid's last prior is never chosen).
+
+    >>> row = lambda p, f: {"prior": p, "fpr": f, "recall": 0.0}
+    >>> choose_prior({"full": [row(0.01, 0), row(0.05, 0), row(0.1, 0.001)]}, 0.0005)
+    0.01
+    """
+    within = [
+        all(c[i]["fpr"] <= max_fpr for c in curves.values()) for i in range(len(curves["full"]))
     ]
+    ok = [curves["full"][i]["prior"] for i in range(len(within) - 1) if within[i] and within[i + 1]]
     return max(ok) if ok else PRIOR_GRID[0]
 
 

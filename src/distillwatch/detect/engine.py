@@ -202,10 +202,12 @@ class Engine:
         return max(1, 1 << (exchanges.bit_length() - 1 - SPARSE_SHIFT))
 
     def touch(self, account_id: str) -> None:
-        """Re-score ``account_id`` at its next exchange (new cross-account evidence)."""
+        """Re-score ``account_id`` at its next decision point (new cross-account evidence): now,
+        when a linker touches it while observing this account's own exchange, else at its next
+        exchange."""
         st = self.states.get(account_id)
         if st is not None:
-            st.due = st.exchanges + 1
+            st.due = min(st.due, st.exchanges)
 
     def observe_batch(self, batch: Iterable[Exchange]) -> None:
         for exchange in batch:

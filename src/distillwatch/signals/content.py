@@ -12,16 +12,25 @@ from distillwatch.signals.base import EvalContext, PopulationTail, clip, sampled
 from distillwatch.signals.registry import register
 from distillwatch.signals.text import last_user_text
 
-# Phrases that demand the model's reasoning trace rather than only an answer. This is the
-# skeleton's detector; a trained classifier replaces it (see docs/signals.md).
+# Phrases that demand the model's reasoning trace rather than only an answer: the published
+# chain-of-thought triggers ("Let's think step by step", Kojima et al. 2022; "Let's work this
+# out in a step by step way", Zhou et al. 2022; "Take a deep breath and work on this problem
+# step-by-step", Yang et al. 2023; "put your final answer within \boxed{}", the R1-style math
+# prompt), requests to show work or intermediate steps, and thinking tags. The trained
+# extraction-intent classifier (content.extraction_intent) covers phrasings no list has.
 REASONING_DEMAND = re.compile(
     r"step[- ]by[- ]step|steps? of your (reasoning|thinking)|chain[- ]of[- ]thought"
-    r"|show (all |me )?(your|the) (work|working|steps|reasoning|derivation)"
+    r"|show (all |me |each |every )?(of )?(your |the )?(intermediate |individual )?"
+    r"(work|working|steps|reasoning|derivation|calculations)"
     r"|(explain|describe|detail|write out|lay out|justify) (all |each |every )?(of )?"
     r"(your|the|each|every) (reasoning|thought process|steps?|intermediate steps)"
-    r"|reason(ing)? (carefully |it )?(through|before)|think (it )?through|let'?s think"
+    r"|(all|each|every) (of the )?intermediate steps"
+    r"|(your|the) (thought|thinking|reasoning) process"
+    r"|reason(ing)? (carefully|it out|(it )?through|before)|think (it )?through|let'?s think"
+    r"|think (carefully|hard|deeply) (about|before|and)|take a deep breath"
     r"|walk me through|(full|complete|detailed) (solution|derivation|reasoning|working)"
-    r"|<think>|before (giving|stating|writing) (the|your) (final )?answer",
+    r"|<think(ing)?>|<reasoning>|\\boxed"
+    r"|before (giving|stating|writing) (the|your) (final )?answer",
 )  # matched against lower-cased text (demands_reasoning)
 
 
@@ -34,6 +43,10 @@ def demands_reasoning(text: str) -> bool:
     """Whether a prompt asks for the model's reasoning (looked for at its start and end).
 
     >>> demands_reasoning("What is 17 * 23? Let's think step by step.")
+    True
+    >>> demands_reasoning("Please reason carefully and show all intermediate steps.")
+    True
+    >>> demands_reasoning("Put your final answer within \\\\boxed{}.")
     True
     >>> demands_reasoning("What is 17 * 23?")
     False
@@ -48,7 +61,7 @@ def demands_reasoning(text: str) -> bool:
 
 
 _GATE = ("step", "thought", "show", "reason", "think", "walk me", "solution", "derivation",
-         "working", "answer")  # fmt: skip
+         "working", "answer", "breath", "boxed", "process")  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -81,7 +94,7 @@ class ReasoningShare:
     """
 
     id: ClassVar[str] = "content.reasoning_share"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     family: ClassVar[str] = "content"
     needs_text: ClassVar[bool] = True
     summary: ClassVar[str] = "share of (sampled) prompts that demand step-by-step reasoning"
