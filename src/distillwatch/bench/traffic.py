@@ -27,7 +27,7 @@ from distillwatch.bench.scenario import Population, Scenario, load_scenario, val
 from distillwatch.bench.sources import check_split, find_data_dir, load_pools, load_traces
 from distillwatch.bench.world import TokenModel, World
 from distillwatch.errors import ConfigError
-from distillwatch.log import open_writer
+from distillwatch.log import is_parquet, open_writer
 from distillwatch.records import Exchange
 
 __all__ = [
@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 DEMO = load_scenario("demo")
+EXCHANGES_NAME = "exchanges.jsonl.gz"
+ROW_GROUP = 65_536  # exchanges per Parquet row group (~40 MB uncompressed, ~13 MB zstd)
 
 
 @dataclass
@@ -72,18 +74,24 @@ def generate(
     use_shared_data: bool = True,
     batch: int = 4096,
     on_progress: Callable[[int], None] | None = None,
+    exchanges_name: str = EXCHANGES_NAME,
+    row_group: int = ROW_GROUP,
 ) -> Generated:
     """Write ``exchanges.jsonl.gz``, ``accounts.jsonl`` and ``labels.jsonl`` to ``out_dir``.
 
     ``scenario`` is a ``Scenario``, a scenario file or a packaged scenario's name. Prompts
     and traces come from ``data_dir``, else ``shared/data`` when found (unless
     ``use_shared_data`` is false), else the packaged sample; ``split`` picks ``dev``,
-    ``test`` or ``all`` of them.
+    ``test`` or ``all`` of them. ``exchanges_name`` is the exchanges file's name in
+    ``out_dir``; its suffix picks the format (``exchanges.parquet``: Parquet, written
+    ``row_group`` exchanges at a time, one row group each, so memory stays bounded).
     """
     if scale <= 0:
         raise ConfigError(f"scale must be positive, got {scale}", key="scale")
     if days is not None and days <= 0:
         raise ConfigError(f"days must be positive, got {days}", key="days")
+    if row_group < 1:
+        raise ConfigError(f"row_group must be positive, got {row_group}", key="row_group")
     part = check_split(split)
     if isinstance(scenario, Scenario):
         scenario = validate_scenario(scenario)
@@ -106,7 +114,9 @@ def generate(
         ctx = Context(world, prompts, random.Random(f"{seed}/{pop.label}"), pop.label)
         cohorts.append(PROFILES[pop.profile].build(ctx, pop.count, **pop.knobs))
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = (out_dir / "exchanges.jsonl.gz", out_dir / "accounts.jsonl", out_dir / "labels.jsonl")
+    paths = (out_dir / exchanges_name, out_dir / "accounts.jsonl", out_dir / "labels.jsonl")
+    if is_parquet(paths[0]):
+        batch = row_group  # each write is one row group: a few big ones, not thousands
     with open_writer(paths[1], "accounts") as w:
         w.write(a for c in cohorts for a in c.accounts)
     with open_writer(paths[2], "labels") as w:

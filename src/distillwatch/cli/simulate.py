@@ -1,6 +1,13 @@
 """``distillwatch simulate``: write a labelled exchange log from a scenario (the benchmark's input).
 
 distillwatch simulate --scenario default --out sim/ --seed 7 --scale 1 --split test
+
+``--out`` is a folder (``exchanges.jsonl.gz``, ``accounts.jsonl``, ``labels.jsonl`` in it),
+or the exchanges file itself, whose name picks the format as ``scan --out`` does
+(``.parquet``, ``.jsonl.gz`` or ``.jsonl``), with ``accounts.jsonl`` and ``labels.jsonl``
+written next to it:
+
+distillwatch simulate --scenario fullscale --out big/exchanges.parquet
 """
 
 from __future__ import annotations
@@ -15,9 +22,34 @@ from rich.table import Table
 
 from distillwatch.bench.scenario import load_scenario
 from distillwatch.bench.sources import check_split, find_data_dir
-from distillwatch.bench.traffic import Generated, generate
+from distillwatch.bench.traffic import EXCHANGES_NAME, Generated, generate
 from distillwatch.cli.render import scan_progress
+from distillwatch.errors import ConfigError
 from distillwatch.log import read_labels
+
+# --out names the exchanges file when it ends in one of these (else it is a folder)
+LOG_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".jsonl.gz": "jsonl.gz", ".jsonl": "jsonl"}
+FORMATS = ("jsonl.gz", "jsonl", "parquet")
+
+
+def log_target(out: Path, fmt: str | None = None) -> tuple[Path, str]:
+    """The folder and the exchanges file name that ``--out`` (and a format, if given) ask for.
+
+    >>> log_target(Path("sim"))
+    (PosixPath('sim'), 'exchanges.jsonl.gz')
+    >>> log_target(Path("big/exchanges.parquet"))
+    (PosixPath('big'), 'exchanges.parquet')
+    >>> log_target(Path("sim"), "parquet")
+    (PosixPath('sim'), 'exchanges.parquet')
+    """
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; one of: {', '.join(FORMATS)}", key="format")
+    named = next((f for suffix, f in LOG_SUFFIXES.items() if out.name.endswith(suffix)), None)
+    if named is None or out.is_dir() or out.name in LOG_SUFFIXES:
+        return out, EXCHANGES_NAME if fmt is None else f"exchanges.{fmt}"
+    if fmt is not None and fmt != named:
+        raise ConfigError(f"--out {out} is a {named} file name but the format is {fmt}")
+    return out.parent, out.name
 
 
 def run_simulate(
@@ -30,8 +62,14 @@ def run_simulate(
     split: str,
     days: float | None = None,
     quiet: bool = False,
+    fmt: str | None = None,
 ) -> Generated:
-    """Load and check the scenario, generate its log into ``out``, print what is in it."""
+    """Load and check the scenario, generate its log into ``out``, print what is in it.
+
+    ``out`` is a folder or the exchanges file (``log_target``); ``fmt`` (``jsonl.gz``,
+    ``jsonl``, ``parquet``) picks the exchanges format when ``out`` is a folder.
+    """
+    folder, name = log_target(out, fmt)
     sc = load_scenario(scenario)  # a bad file fails here, before anything is written
     part = check_split(split)
     data_dir = find_data_dir()
@@ -43,7 +81,8 @@ def run_simulate(
     started = time.perf_counter()
     run = functools.partial(
         generate,
-        out,
+        folder,
+        exchanges_name=name,
         scenario=sc,
         seed=seed,
         scale=scale,
