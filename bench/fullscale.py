@@ -249,16 +249,24 @@ def scan_pass(log: Path, accounts: Path, out: Path) -> dict[str, Any]:
     }
 
 
-def spark_pass(log: Path, accounts: Path, master: str) -> dict[str, Any] | None:
-    """HOOK (issue #8): the Spark run's timing, to be added with ``scan --engine spark``.
+def spark_pass(log: Path, accounts: Path, master: str, out: Path) -> dict[str, Any]:
+    """``distillwatch scan --engine spark --spark-master MASTER`` on ``log`` in a child process.
 
-    Not implemented here: the engineer building ``scan --engine spark`` fills this in — run
-    ``distillwatch scan LOG --accounts ACCOUNTS --engine spark --spark-master MASTER`` on the
-    same ``log`` in a child process, measured like ``scan_pass`` (``run_child``), and return a
-    dict of its shape plus ``"master"``; ``report`` then adds a Spark row to the table.
+    Wall time only: Spark's JVM is the child's own child, and its CPU time and memory are not
+    reliably in the child's rusage. ``identical``: its verdicts file against the embedded
+    scan's (``out`` is written next to it).
     """
-    print(f"spark ({master}): not run — `scan --engine spark` is not built yet", flush=True)
-    return None
+    cmd = [sys.executable, "-m", "distillwatch", "scan", str(log), "--accounts", str(accounts)]
+    cmd += ["--out", str(out), "--quiet", "--engine", "spark", "--spark-master", master]
+    before = load()
+    child = run_child(cmd, env={"COLUMNS": "160"})
+    return {
+        "master": master,
+        "wall_s": round(child.wall_s, 1),
+        "command": "distillwatch " + " ".join(cmd[3:]),
+        "load_before": before,
+        "load_after": load(),
+    }
 
 
 def _duckdb_row(d: dict[str, Any], exchanges: int, base_s: float) -> str:
@@ -295,10 +303,10 @@ def report(r: dict[str, Any]) -> str:
         f"| {sc['wall_s']:,.1f} s | {sc['cpu_s']:,.1f} s | {log['exchanges'] / sc['wall_s']:,.0f} "
         f"| {sc['peak_rss_bytes'] / mib:,.0f} MiB | {r['ratio_scan_duckdb']:,.0f} |"
     )
-    if r.get("spark"):  # filled in by spark_pass once `scan --engine spark` exists
-        sp = r["spark"]
+    for sp in r.get("spark") or []:  # `scan --engine spark`, one row per master
+        same = "identical verdicts" if sp.get("identical") else "verdicts DIFFER"
         rows.append(
-            f"| Spark ({sp.get('master', '?')}) | — | {sp['wall_s']:,.1f} s | — "
+            f"| `scan --engine spark` ({sp['master']}; {same}) | — | {sp['wall_s']:,.1f} s | — "
             f"| {log['exchanges'] / sp['wall_s']:,.0f} | — "
             f"| {sp['wall_s'] / db['query_s']:,.0f} |"
         )
@@ -346,7 +354,11 @@ def main() -> None:
     ap.add_argument("--prefix", type=int, help="measure on the first N exchanges only")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="DuckDB")
     ap.add_argument("--generate-only", action="store_true", help="stop after generating")
-    ap.add_argument("--spark-master", help="also time `scan --engine spark` (hook, not built)")
+    ap.add_argument(
+        "--spark-master",
+        help="also time `scan --engine spark` under these masters (comma-separated, e.g. "
+        "'local[1],local[2]') and check its verdicts equal the embedded scan's",
+    )
     ap.add_argument("--json", type=Path, help="results file (default: in the log's folder)")
     ap.add_argument("--record", action="store_true", help="write docs/benchmarks.md")
     args = ap.parse_args()
@@ -381,7 +393,14 @@ def main() -> None:
         print(f"duckdb, 1 thread: {db1['query_s']:.1f} s query", flush=True)
     scan = scan_pass(log, accounts, folder / "verdicts.parquet")
     print(f"scan: {scan['wall_s']:.1f} s wall, peak RSS {scan['peak_rss_bytes'] / 2**20:,.0f} MiB")
-    spark = spark_pass(log, accounts, args.spark_master) if args.spark_master else None
+    spark = []
+    for master in (args.spark_master or "").split(",") if args.spark_master else []:
+        name = master.replace("[", "").replace("]", "").replace("*", "all")
+        out = folder / f"verdicts-spark-{name}.parquet"
+        sp = spark_pass(log, accounts, master, out)
+        sp["identical"] = out.read_bytes() == (folder / "verdicts.parquet").read_bytes()
+        print(f"spark {master}: {sp['wall_s']:.1f} s wall, identical: {sp['identical']}")
+        spark.append(sp)
     mix = composition(log, folder / "labels.jsonl")
 
     argv = " ".join(_shown(a) for a in sys.argv[1:])
