@@ -33,7 +33,10 @@ def test_bench_detect_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         assert 0.0 <= m["fpr"] <= 1.0 and 0.0 <= m["recall"] <= 1.0
         assert m["leakage"] is not None and 0.0 <= m["leakage"] <= 1.0
         assert {p["profile"] for p in m["profiles"]}
-    assert "<svg" in (out / "report" / "report.html").read_text()
+    html = (out / "report" / "report.html").read_text()
+    assert "<svg" in html
+    assert "<h2>Campaigns</h2>" in html  # distillwatch's campaigns, drawn (or "none detected")
+    assert html.count('<section id="camp_') == html.count("<h2>Campaign <code>")
     text = doc.read_text()
     assert "prose stays" in text and "<!-- bench_detect:begin -->" in text
     assert "| distillwatch |" in text

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from distillwatch.attribute.campaigns import Campaign
 from distillwatch.bench.metrics import (
     BenchError,
     CampaignMetrics,
@@ -28,6 +29,7 @@ from distillwatch.bench.metrics import (
     num,
     pct,
 )
+from distillwatch.records import Verdict
 
 __all__ = [
     "MissingDependencyError",
@@ -87,16 +89,19 @@ def write_report(
     meta: Mapping[str, Any],
     *,
     curves_system: str = "distillwatch",
+    campaigns: tuple[Sequence[Verdict], Sequence[Campaign]] | None = None,
 ) -> ReportPaths:
     """Write ``metrics.json``, ``report.md`` and ``report.html`` into ``out_dir``.
 
     ``results``: one ``Metrics`` per system; ``roc``: ``roc_points`` per system;
     ``curves``: ``leakage_curve`` of ``curves_system`` (campaign -> points); ``meta``:
     scenario, seed, scale, split, machine, date, timings (``seconds``) and anything else
-    JSON can hold. Raises ``MissingDependencyError`` before writing anything when matplotlib
-    is missing.
+    JSON can hold; ``campaigns``: ``curves_system``'s verdicts and detected campaigns, drawn
+    at the end of the HTML page. Raises ``MissingDependencyError`` before writing anything
+    when matplotlib is missing.
     """
     from distillwatch.bench.report_html import render_html, require_matplotlib
+    from distillwatch.bench.scan_report import campaign_sections  # it imports this module
 
     require_matplotlib()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,7 +119,8 @@ def write_report(
     )
     paths.json.write_bytes(msgspec.json.format(msgspec.json.encode(doc, enc_hook=str)) + b"\n")
     paths.markdown.write_text(render_markdown(doc), encoding="utf-8")
-    paths.html.write_text(render_html(doc, tables(doc.systems)), encoding="utf-8")
+    extra = campaign_sections(*campaigns) if campaigns is not None else []
+    paths.html.write_text(render_html(doc, tables(doc.systems), extra), encoding="utf-8")
     return paths
 
 

@@ -209,8 +209,9 @@ def page(title: str, body: Sequence[str]) -> str:
     return "\n".join([page_head(title), *body, "</body></html>"]) + "\n"
 
 
-def render_html(doc: ReportDoc, tables: Sequence[Table]) -> str:
-    """The whole page: run description, tables, then the plots."""
+def render_html(doc: ReportDoc, tables: Sequence[Table], extra: Sequence[str] = ()) -> str:
+    """The whole page: run description, tables, the plots, then ``extra`` HTML sections (the
+    campaign pictures)."""
     require_matplotlib()
     roc = roc_svg(doc.roc)
     leak = leakage_svg(doc.leakage_curves, doc.curves_system or "distillwatch")
@@ -235,5 +236,6 @@ def render_html(doc: ReportDoc, tables: Sequence[Table]) -> str:
         parts.append(f"<figure>{leak}<figcaption>{_esc(caption)}</figcaption></figure>")
     else:
         parts.append('<p class="note">No leakage curve in this run.</p>')
+    parts.extend(extra)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -22,7 +22,10 @@ from typing import Any
 
 import msgspec
 
+from distillwatch.attribute.campaign_graph import with_graphs
+from distillwatch.attribute.campaigns import Campaign
 from distillwatch.attribute.factory import engine_factory
+from distillwatch.attribute.linker import CampaignLinker
 from distillwatch.bench.metrics import Metrics, activity, evaluate, leakage_curve, roc_points
 from distillwatch.bench.report import ReportPaths, write_report
 from distillwatch.bench.scenario import load_scenario
@@ -104,8 +107,12 @@ def _distillwatch(
     policy: Policy,
     accounts: dict[str, Any],
     campaigns: bool = True,
-) -> list[Verdict]:
-    return replay(log, engine_factory(policy, accounts, campaigns=campaigns)).verdicts
+) -> tuple[list[Verdict], list[Campaign]]:
+    """Verdicts, and the detected campaigns with their report pictures' graphs."""
+    result = replay(log, engine_factory(policy, accounts, campaigns=campaigns))
+    linker = result.engine.linker
+    found = with_graphs(linker) if isinstance(linker, CampaignLinker) else []
+    return result.verdicts, found
 
 
 def _baseline(
@@ -139,13 +146,16 @@ def run_bench(cfg: BenchConfig, say: Progress = lambda _: None) -> BenchResult:
 
     dev: Generated | None = None
     verdicts: dict[str, list[Verdict]] = {}
+    found: list[Campaign] | None = None
     for system in cfg.systems:
         say(f"replaying through {system}")
         t0 = time.perf_counter()
         if system == "distillwatch":
-            verdicts[system] = _distillwatch(log, policy, accounts, cfg.campaigns)
+            verdicts[system], found = _distillwatch(log, policy, accounts, cfg.campaigns)
         elif system == "distillwatch-metadata-only":
-            verdicts[system] = _distillwatch(lambda: _strip(log()), policy, accounts, cfg.campaigns)
+            verdicts[system], _ = _distillwatch(
+                lambda: _strip(log()), policy, accounts, cfg.campaigns
+            )
         else:
             if dev is None:
                 dev_seed = cfg.seed + 1_000_003  # other accounts, other draws
@@ -176,5 +186,6 @@ def run_bench(cfg: BenchConfig, say: Progress = lambda _: None) -> BenchResult:
         "date": datetime.now(UTC).date().isoformat(),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
-    paths = write_report(cfg.out / "report", metrics, curves, roc, meta)
+    pictures = (verdicts["distillwatch"], found) if found is not None and cfg.campaigns else None
+    paths = write_report(cfg.out / "report", metrics, curves, roc, meta, campaigns=pictures)
     return BenchResult(metrics, paths, timings)

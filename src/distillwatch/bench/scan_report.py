@@ -125,25 +125,30 @@ def render_scan_report(
     top: int = TOP_ACCOUNTS,
 ) -> str:
     """The page: ``about`` (sentences on the run), the verdict summary, every campaign."""
-    actions = {v.account_id: v.action.value for v in verdicts}
-    volumes = {v.account_id: v.evidence.exchanges for v in verdicts if v.evidence is not None}
     body = ["<h1>Scan report (<code>distillwatch scan</code>)</h1>"]
     body.extend(f"<p>{esc(s)}</p>" for s in about)
     body.extend(table_html(t) for t in _verdict_tables(verdicts, top))
-    if campaigns is None:
-        body.append('<h2>Campaigns</h2><p class="note">Campaign linking was off.</p>')
-    else:
-        ordered = sorted(campaigns, key=lambda c: (-c.size, c.campaign_id))
-        links = ", ".join(
-            f'<a href="#{esc(c.campaign_id)}">{esc(c.campaign_id)}</a>' for c in ordered
-        )
-        plural = "" if len(ordered) == 1 else "s"
-        body.append(
-            f"<h2>Campaigns</h2><p>{len(ordered):,} detected campaign{plural}, largest first: "
-            f"{links or '—'}</p>"
-        )
-        body.extend(campaign_section(c, actions, volumes) for c in ordered)
+    body.extend(campaign_sections(verdicts, campaigns))
     return page("distillwatch scan report", body)
+
+
+def campaign_sections(
+    verdicts: Sequence[Verdict], campaigns: Sequence[Campaign] | None
+) -> list[str]:
+    """A "Campaigns" heading with links, then every campaign's section, largest first (also
+    used by the ``bench detect`` report)."""
+    if campaigns is None:
+        return ['<h2>Campaigns</h2><p class="note">Campaign linking was off.</p>']
+    actions = {v.account_id: v.action.value for v in verdicts}
+    volumes = {v.account_id: v.evidence.exchanges for v in verdicts if v.evidence is not None}
+    ordered = sorted(campaigns, key=lambda c: (-c.size, c.campaign_id))
+    links = ", ".join(f'<a href="#{esc(c.campaign_id)}">{esc(c.campaign_id)}</a>' for c in ordered)
+    plural = "" if len(ordered) == 1 else "s"
+    head = (
+        f"<h2>Campaigns</h2><p>{len(ordered):,} detected campaign{plural}, largest first: "
+        f"{links or '—'}</p>"
+    )
+    return [head, *(campaign_section(c, actions, volumes) for c in ordered)]
 
 
 def write_scan_report(
