@@ -101,7 +101,7 @@ def _section(r: dict[str, Any]) -> str:
     )
     return (
         "## Spark scan (`bench/spark_scan.py`)\n\n"
-        f"{r['date']}, {r['machine']}, {r['cores']} cores; `{Path(r['log']).name}`, "
+        f"{r['date']}, {r['machine']}; `{Path(r['log']).name}`, "
         f"{r['exchanges']:,} exchanges. Verdicts and campaigns byte-identical across the runs: "
         f"**{'yes' if r['identical'] else 'NO'}**. Wall time of the whole command (Spark's "
         "includes starting its JVM).\n\n"
