@@ -181,3 +181,15 @@ def test_table_errors_name_the_record(spark: Any, tmp_path: Path) -> None:
         spark_replay(spark, "dw_bad", lambda: None)  # type: ignore[arg-type, return-value]
     with pytest.raises(LogFormatError, match="cannot read"):
         spark_replay(spark, "no_such_table", lambda: None)  # type: ignore[arg-type, return-value]
+
+
+def test_bad_inputs_fail_before_spark_starts(tmp_path: Path) -> None:
+    """No fixture: these must fail in one line without starting Spark (or needing it)."""
+    missing = runner.invoke(app, ["scan", str(tmp_path / "nope.parquet"), "--engine", "spark"])
+    assert missing.exit_code == 2 and "no such file" in missing.output
+    log = tmp_path / "log.jsonl"
+    log.write_text("{}\n")
+    args = ["scan", str(log), "--accounts", str(tmp_path / "nope.jsonl"), "--engine", "spark"]
+    accounts = runner.invoke(app, args)
+    assert accounts.exit_code == 2 and "nope.jsonl: no such file" in accounts.output
+    assert "Traceback" not in missing.output + accounts.output

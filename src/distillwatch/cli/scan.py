@@ -179,10 +179,13 @@ def run_spark_scan(
 ) -> SparkScan:
     """``run_scan`` on Spark: the log (or ``table``) is read and ordered by Spark, the engine
     runs in a task."""
-    from distillwatch.detect.spark import spark_replay, spark_session
+    from distillwatch.detect.spark import log_files, spark_replay, spark_session
 
     log = source.log if table is None else table
     assert log is not None
+    if isinstance(log, Path):
+        log_files(log)  # a missing input fails before Spark starts, as a bad accounts file does
+    new_engine = engine_factory(policy, source.load_accounts(), campaigns=campaigns)
 
     def finish(engine: Engine) -> list[bytes]:  # runs in the Spark task: pickled, no encoder
         return [msgspec.msgpack.encode(c) for c in engine_campaigns(engine) or []]
@@ -191,7 +194,7 @@ def run_spark_scan(
     result = spark_replay(
         spark,
         log,
-        engine_factory(policy, source.load_accounts(), campaigns=campaigns),
+        new_engine,
         finish=finish,
         skip_invalid=source.skip_invalid,
     )
