@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
@@ -21,16 +20,10 @@ from distillwatch.gateway import load_config
 from distillwatch.gateway.pg_keys import KeysStoreSettings, load_pg_keys
 from tests.gateway.conftest import GatewayFactory
 from tests.gateway.http import request
+from tests.pg import PG_DSN, unavailable
 
-PG_DSN = os.environ.get("DISTILLWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 KEY = "sk-pg-alice-00000001"
 LATER = "sk-pg-carol-00000001"
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"PostgreSQL is mandatory in CI: {reason}")
-    pytest.skip(reason)
 
 
 def sha(key: str) -> str:
@@ -50,7 +43,7 @@ def table() -> Iterator[str]:
     try:
         import psycopg
     except ImportError:
-        _unavailable("psycopg is not installed (pip install 'distillwatch[postgres]')")
+        unavailable("psycopg is not installed (pip install 'distillwatch[postgres]')")
     name = f"dw_keys_{uuid.uuid4().hex[:12]}"
     try:
         execute(
@@ -58,7 +51,7 @@ def table() -> Iterator[str]:
             "tier text, key_id text)"
         )
     except psycopg.Error as e:
-        _unavailable(f"PostgreSQL unreachable at {PG_DSN}: {' '.join(str(e).split())}")
+        unavailable(f"PostgreSQL unreachable at {PG_DSN}: {' '.join(str(e).split())}")
     execute(f"INSERT INTO {name} VALUES (%s, 'acct-alice', NULL, NULL)", sha(KEY))
     execute(
         f"INSERT INTO {name} VALUES (encode(sha256(%s::bytea), 'hex'), 'acct-bob', "
