@@ -23,7 +23,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,7 +75,6 @@ class SparkResult:
     seconds: float
     skips: SkipReport | None = None
     splits: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def log_files(path: Path) -> list[Path]:
