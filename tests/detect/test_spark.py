@@ -53,6 +53,26 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.parametrize("scenario", ["evasive", "demo"])
+def test_the_other_benchmark_scenarios_are_byte_identical(
+    spark: Any, scenario: str, tmp_path: Path
+) -> None:
+    """``evasive`` and ``demo`` (``default`` is the ``sim`` fixture's, tested below)."""
+    args = ["simulate", "--scenario", scenario, "--scale", "0.05", "--days", "1"]
+    made = runner.invoke(app, [*args, "--split", "test", "--out", str(tmp_path / "sim")])
+    assert made.exit_code == 0, made.output
+    outputs = []
+    for engine in ("embedded", "spark"):
+        out = tmp_path / engine / "v.jsonl"
+        out.parent.mkdir()
+        done = _scan(
+            tmp_path / "sim", tmp_path / "sim" / "exchanges.jsonl.gz", out, "--engine", engine
+        )
+        assert done.exit_code == 0, done.output
+        outputs.append(out.read_bytes() + out.with_name("campaigns.jsonl").read_bytes())
+    assert outputs[0] == outputs[1]
+
+
 def _scan(sim: Path, log: Path, out: Path, *extra: str) -> Any:
     args = ["scan", str(log), "--accounts", str(sim / "accounts.jsonl"), "-o", str(out), "-q"]
     return runner.invoke(app, [*args, *extra])
