@@ -85,7 +85,7 @@ def export(
         typer.Option(
             "--format",
             help="stix: a signed STIX 2.1 bundle; misp: the bundle as a MISP event (JSON, "
-            "unsigned; needs distillwatch[misp]).",
+            "unsigned; needs distillwatch\\[misp]).",
         ),
     ] = ExportFormat.stix,
     out: Annotated[
@@ -93,7 +93,7 @@ def export(
         typer.Option(
             "--out",
             "-o",
-            help="File to write [default: intel-bundle.json, or intel-event.json for misp].",
+            help="File to write (default: intel-bundle.json, or intel-event.json for misp).",
             show_default=False,
         ),
     ] = None,

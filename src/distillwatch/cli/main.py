@@ -119,7 +119,7 @@ def scan(
     engine: Annotated[
         str,
         typer.Option(
-            help="embedded (this process) or spark (PySpark: the [spark] extra; same verdicts).",
+            help="embedded (this process) or spark (PySpark: the \\[spark] extra; same verdicts).",
         ),
     ] = "embedded",
     table: Annotated[
