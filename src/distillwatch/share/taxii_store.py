@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from distillwatch.share.errors import IntelError
 from distillwatch.store.base import one_line, redact
@@ -78,49 +78,6 @@ class Page:
     next: str | None
 
 
-class TaxiiStore(Protocol):
-    """What the TAXII server keeps: object versions, accepted bundle ids, status resources.
-
-    ``add`` stores object versions (one already there is left as it is) with strictly
-    increasing ``date_added``; ``accept`` does the same for a bundle's objects *and* records
-    its id in one transaction, returning None (storing nothing) when the id was accepted
-    before, so two writers racing with one bundle store it once. ``page`` returns object
-    versions after ``after_seq`` (and ``added_after``), oldest first, the latest version of
-    each unless ``all_versions``.
-    """
-
-    def add(self, collection: str, objects: Iterable[dict[str, Any]], now: float) -> list[Row]: ...
-
-    def accept(
-        self,
-        collection: str,
-        bundle_id: str,
-        member: str,
-        objects: Iterable[dict[str, Any]],
-        now: float,
-    ) -> list[Row] | None: ...
-
-    def page(
-        self,
-        collection: str,
-        *,
-        added_after: float | None = None,
-        after_seq: int = 0,
-        limit: int = 100,
-        ids: Sequence[str] = (),
-        types: Sequence[str] = (),
-        all_versions: bool = False,
-    ) -> Page: ...
-
-    def seen_bundle(self, bundle_id: str) -> bool: ...
-
-    def put_status(self, body: dict[str, Any]) -> None: ...
-
-    def status(self, status_id: str) -> dict[str, Any] | None: ...
-
-    def close(self) -> None: ...
-
-
 def open_taxii_store(url: str) -> TaxiiStore:
     """The store a config names: ``postgresql://…`` / ``postgres://…`` (optionally
     ``?schema=NAME``), else a SQLite file path, ``sqlite:///path`` or ``:memory:``."""
@@ -144,8 +101,17 @@ def version_of(obj: dict[str, Any], t: float) -> str:
     return str(obj.get("modified") or obj.get("created") or format_added(t))
 
 
-class SqlTaxiiStore(ABC):
-    """The reads both backends share; a backend supplies its writes and ``_read``."""
+class TaxiiStore(ABC):
+    """What the TAXII server keeps: object versions, accepted bundle ids, status resources.
+
+    ``add`` stores object versions (one already there is left as it is) with strictly
+    increasing ``date_added``; ``accept`` does the same for a bundle's objects *and* records
+    its id in one transaction, returning None (storing nothing) when the id was accepted
+    before, so two writers racing with one bundle store it once. ``page`` returns object
+    versions after ``after_seq`` (and ``added_after``), oldest first, the latest version of
+    each unless ``all_versions``. The SQL reads are shared here; a backend supplies
+    ``_read``, ``_write``, ``put_status`` and ``close``.
+    """
 
     param: ClassVar[str]
     prefix: ClassVar[str] = ""
@@ -166,6 +132,13 @@ class SqlTaxiiStore(ABC):
     ) -> list[Row] | None:
         """Store ``objects`` in one transaction; with ``claim`` (bundle id, member), first
         record the bundle id — None when it was recorded before (nothing stored)."""
+
+    @abstractmethod
+    def put_status(self, body: dict[str, Any]) -> None:
+        """Keep a status resource (replacing one with the same id)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
 
     def add(self, collection: str, objects: Iterable[dict[str, Any]], now: float) -> list[Row]:
         """Store object versions (a version already there is left as it is)."""
@@ -231,7 +204,7 @@ class SqlTaxiiStore(ABC):
         return json.loads(found[0][0]) if found else None
 
 
-class SqliteTaxiiStore(SqlTaxiiStore):
+class SqliteTaxiiStore(TaxiiStore):
     """SQLite (a file, or memory): one writer at a time (``BEGIN IMMEDIATE``), WAL on files."""
 
     param = "?"

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
 from distillwatch.share.errors import IntelError
-from distillwatch.share.taxii_store import Row, SqlTaxiiStore, to_us, version_of
+from distillwatch.share.taxii_store import Row, TaxiiStore, to_us, version_of
 from distillwatch.store.base import one_line, redact
 from distillwatch.store.postgres_store import split_schema
 
@@ -51,7 +51,7 @@ _SCHEMA: Final = (
 )
 
 
-class PostgresTaxiiStore(SqlTaxiiStore):
+class PostgresTaxiiStore(TaxiiStore):
     """``TaxiiStore`` in a PostgreSQL database; one connection, reopened if it breaks."""
 
     param = "%s"
