@@ -4,8 +4,9 @@ same decisions as ``scan --intel`` for the same exchanges."""
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse
 from typer.testing import CliRunner
 
 from distillwatch.cli.main import app as cli
+from distillwatch.cli.serve import build_intel_feed
 from distillwatch.clock import format_rfc3339
 from distillwatch.errors import ConfigError
 from distillwatch.gateway import create_app, load_config
@@ -26,7 +28,15 @@ from distillwatch.share.feed import BundleFolder
 from distillwatch.share.match import CEILING_RULE, SIGNAL_ID
 from tests.gateway.conftest import GatewayFactory, Running, Upstream
 from tests.gateway.http import request
-from tests.share.intel_world import RECEIVER, IntelFiles, intel_files, receiver_log
+from tests.share.intel_world import (
+    RECEIVER,
+    X_CARD,
+    Y_CARD,
+    IntelFiles,
+    intel_files,
+    receiver_log,
+)
+from tests.share.taxii_world import INTEL, PASSWORDS, SIGHTINGS, dead_url, taxii_server
 from tests.share.test_scan_intel import revoking
 
 ADMIN = "admin-token-0123456789"
@@ -53,23 +63,26 @@ class World:
 
         def build(config: GatewayConfig) -> Starlette:
             assert config.intel is not None
-            feed = BundleFolder.open(
-                config.intel.bundles_dir,
-                members=config.intel.members,
-                group_secret=config.intel.group_secret,
-            )
+            feed = build_intel_feed(config)  # what `distillwatch serve` builds
             self.feeds.append(feed)
             app = create_app(config, intel=feed)
 
-            async def refresh(request: Request) -> JSONResponse:
-                return JSONResponse({"installed": await app.state.refresh_intel()})
+            def route(name: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+                async def endpoint(request: Request) -> JSONResponse:
+                    return JSONResponse({"done": await getattr(app.state, name)()})
 
-            app.add_route("/test/refresh-intel", refresh, methods=["POST"])
+                return endpoint
+
+            for name in ("refresh_intel", "pull_intel", "report_sightings"):
+                path = "/test/" + name.replace("_", "-")
+                app.add_route(path, route(name), methods=["POST"])
             return app
 
         return build
 
-    def start(self, start_gateway: GatewayFactory, refresh_s: float = 3600.0) -> Running:
+    def start(
+        self, start_gateway: GatewayFactory, refresh_s: float = 3600.0, **intel: Any
+    ) -> Running:
         return start_gateway(
             app_factory=self.app_factory(),
             keys=str(self.keys),
@@ -82,6 +95,7 @@ class World:
                 "members": str(self.files.members),
                 "group_secret": str(self.files.secret),
                 "refresh_s": refresh_s,
+                **intel,
             },
         )
 
@@ -130,10 +144,15 @@ def drained(gw: Running, accounts: tuple[str, ...] = RECEIVER) -> dict[str, dict
         time.sleep(0.01)
 
 
-def refresh(gw: Running) -> bool:
-    r = request("POST", gw.url + "/test/refresh-intel")
+def call(gw: Running, what: str) -> bool:
+    """Run one of the feed's steps now, in the gateway's event loop (no waiting)."""
+    r = request("POST", f"{gw.url}/test/{what}")
     assert r.status_code == 200
-    return bool(r.json()["installed"])
+    return bool(r.json()["done"])
+
+
+def refresh(gw: Running) -> bool:
+    return call(gw, "refresh-intel")
 
 
 def test_a_bundle_dropped_after_start_is_matched_without_a_restart(
@@ -252,3 +271,176 @@ def test_serve_reports_a_missing_bundles_folder_in_one_line(world: World, tmp_pa
     text = " ".join(r.output.split())
     assert f"intel bundles folder {tmp_path / 'nowhere'} does not exist" in text
     assert "Traceback" not in text
+
+
+# -- TAXII pull and sightings back, live -----------------------------------------------------
+
+
+def exchanges_of(world: World, account: str) -> list[Exchange]:
+    return [e for e in world.exchanges if e.account_id == account]
+
+
+def wait_for(feed: BundleFolder, members: set[str]) -> None:
+    deadline = time.monotonic() + 10
+    while {r.member for r in feed.matcher.index.refs.values()} != members:
+        assert time.monotonic() < deadline, "the pulled intel was not installed"
+        time.sleep(0.02)
+
+
+CANARIES = ("x-corr", "y-solo", "legit-1", "198.51.100.", X_CARD, Y_CARD, "curl/8")
+"""Raw local values (account ids, addresses, cards, clients) no sighting may carry."""
+
+
+def test_intel_pushed_to_taxii_after_start_is_pulled_matched_and_sighted_back(
+    world: World, start_gateway: GatewayFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISTILLWATCH_TAXII_PASSWORD", PASSWORDS["member-b"])
+    outbox = tmp_path / "outbox"
+    with taxii_server(world.files, tmp_path / "taxii") as taxii:
+        gw = world.start(
+            start_gateway,
+            member="member-b",
+            key=str(world.files.key_file("member-b")),
+            sightings_dir=str(outbox),
+            taxii={"url": taxii.api_root, "collection": INTEL,
+                   "sightings_collection": SIGHTINGS, "pull_s": 3600},
+        )  # fmt: skip
+        feed = world.feeds[0]
+        x, y = exchanges_of(world, "x-corr"), exchanges_of(world, "y-solo")
+        assert [send(gw, e) for e in x[:20]] == [200] * 20
+        assert call(gw, "report-sightings") is False  # nothing matched: nothing written
+
+        # published after the gateway started: pulled, verified, installed
+        files = world.files
+        taxii.publish("member-a", files.signed("member-a", files.a_bundle(), "a.json"))
+        taxii.publish("member-c", files.signed("member-c", files.c_bundle(), "c.json"))
+        call(gw, "pull-intel")  # (the start-up pull may have raced it: both install it)
+        wait_for(feed, {"member-a", "member-c"})
+        assert len(list(world.inbox.glob("bundle-*.json"))) == 2  # kept for a restart
+        assert send(gw, x[20]) == 200
+        after = drained(gw, ("x-corr",))["x-corr"]["verdict"]
+        assert after["action"] == "block" and after["evidence"]["signals"][SIGNAL_ID] == 2.0
+        assert send(gw, x[21]) == 403
+
+        # the sightings of the matches go back: the outbox, and the TAXII collection
+        assert call(gw, "report-sightings") is True
+        (first,) = sorted(outbox.glob("sightings-*.json"))
+        cards = {r.indicator_id: r.member for r in feed.matcher.index.refs.values()
+                 if r.kind == "card"}  # fmt: skip
+        (bundle,) = taxii.sightings_at("member-a", tmp_path / "at-a")
+        got = {o["sighting_of_ref"]: o["count"] for o in bundle["objects"]}
+        assert {cards[i] for i in got} == {"member-a", "member-c"} and set(got.values()) == {1}
+        assert json.loads(first.read_text())["bundle"] == bundle
+        for text in (first.read_text(), (outbox / ".sightings-state.json").read_text()):
+            for canary in CANARIES:
+                assert canary not in text, canary
+        assert call(gw, "report-sightings") is False  # nothing new: nothing sent again
+
+        # y-solo matches member-a's other card later: the next report holds only that
+        assert [send(gw, e) for e in y[:3]] == [200] * 3
+        drained(gw, ("y-solo",))
+        assert call(gw, "report-sightings") is True
+        second = max(outbox.glob("sightings-*.json"))
+        objs = json.loads(second.read_text())["bundle"]["objects"]
+        assert [(cards[o["sighting_of_ref"]], o["count"]) for o in objs] == [("member-a", 1)]
+        assert objs[0]["sighting_of_ref"] not in got
+        assert len(taxii.sightings_at("member-c", tmp_path / "at-c")) == 2
+
+
+def test_a_taxii_server_that_is_down_does_not_stop_serving(
+    world: World,
+    start_gateway: GatewayFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("DISTILLWATCH_TAXII_PASSWORD", PASSWORDS["member-b"])
+    world.drop("member-a", world.files.a_bundle(), "a.json")
+    world.drop("member-c", world.files.c_bundle(), "c.json")
+    root = dead_url().split("collections/")[0]
+    with caplog.at_level(logging.WARNING, logger="distillwatch.share"):
+        gw = world.start(
+            start_gateway,
+            taxii={"url": root, "collection": INTEL, "user": "member-b", "pull_s": 0.05},
+        )
+        statuses = [send(gw, e) for e in exchanges_of(world, "x-corr")]
+        assert call(gw, "pull-intel") is False
+    assert statuses[0] == 200 and 403 in statuses  # served, with the folder's intel
+    assert request("GET", gw.url + "/healthz").status_code == 200
+    failed = [r for r in caplog.records if "TAXII pull failed" in r.getMessage()]
+    assert len(failed) >= 2  # logged, and tried again
+    assert {r.member for r in world.feeds[0].matcher.index.refs.values()} == {
+        "member-a", "member-c"}  # fmt: skip
+
+
+def _intel(world: World, **extra: Any) -> dict[str, Any]:
+    return {
+        "bundles_dir": str(world.inbox),
+        "members": str(world.files.members),
+        "group_secret": str(world.files.secret),
+        **extra,
+    }
+
+
+TAXII = {"url": "https://taxii.example/intel", "collection": INTEL}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"taxii": {**TAXII, "user": "b", "password": "hunter2"}},
+         "`intel.taxii`: a password is never written in the config"),
+        ({"member": "member-b"}, "`intel.key`: `member` and `key` go together"),
+        ({"member": "member-b", "key": "b.key"}, "`intel.sightings_dir`: the outbox"),
+        ({"sightings_dir": "out"}, "`intel.sightings_dir`: sightings need `member` and `key`"),
+        ({"taxii": TAXII}, "`intel.taxii`: set `user` (our TAXII account), or `intel.member`"),
+        ({"taxii": {**TAXII, "user": "b", "sightings_collection": SIGHTINGS}},
+         "`intel.taxii`: `sightings_collection` needs `intel.member` and `intel.key`"),
+        ({"taxii": {**TAXII, "user": "b", "password_env": "X", "password_file": "p"}},
+         "`intel.taxii.password_file`: set `password_env` or `password_file`, not both"),
+        ({"taxii": {**TAXII, "url": "taxii.example"}}, "`intel.taxii.url`: must be the http"),
+        ({"taxii": {**TAXII, "user": "b", "collection": "a/b"}},
+         "`intel.taxii.collection`: not a collection id"),
+        ({"taxii": {**TAXII, "user": "b", "pull_s": 0}}, "`intel.taxii.pull_s`"),
+    ],
+)  # fmt: skip
+def test_intel_config_errors_are_one_line(
+    world: World, tmp_path: Path, extra: dict[str, Any], message: str
+) -> None:
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(
+        json.dumps({"upstream": "http://127.0.0.1:9/v1", "intel": _intel(world, **extra)}),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert str(err.value).startswith(f"{cfg}: {message}"), str(err.value)
+
+
+def test_serve_without_the_taxii_password_stops_in_one_line(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DISTILLWATCH_TAXII_PASSWORD", raising=False)
+    cfg = tmp_path / "gw.yaml"
+    intel = _intel(world, taxii={**TAXII, "user": "member-b"})
+    cfg.write_text(
+        json.dumps({"upstream": "http://127.0.0.1:9/v1", "keys": str(world.keys), "intel": intel}),
+        encoding="utf-8",
+    )
+    r = CliRunner().invoke(cli, ["serve", "--config", str(cfg)])
+    assert r.exit_code == 2
+    text = " ".join(r.output.split())
+    assert (
+        f"{cfg}: `intel.taxii.password_env`: the environment variable "
+        "DISTILLWATCH_TAXII_PASSWORD (the TAXII password) is not set"
+    ) in text
+    assert "Traceback" not in text
+    # from a file (relative to the config), the start gets past the password
+    (tmp_path / "taxii.pw").write_text(PASSWORDS["member-b"] + "\n")
+    intel["taxii"] = {**TAXII, "user": "member-b", "password_file": "taxii.pw"}
+    cfg.write_text(
+        json.dumps({"upstream": "http://127.0.0.1:9/v1", "keys": str(world.keys), "intel": intel}),
+        encoding="utf-8",
+    )
+    feed = build_intel_feed(load_config(cfg), cfg)
+    assert feed.taxii is not None and "taxii.pw" not in repr(feed.taxii)
+    assert PASSWORDS["member-b"] not in repr(feed.taxii)

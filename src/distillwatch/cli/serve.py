@@ -2,11 +2,64 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from distillwatch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from distillwatch.gateway.config import GatewayConfig
+    from distillwatch.share.feed import BundleFolder
+
+
+def build_intel_feed(cfg: GatewayConfig, source: Path | None = None) -> BundleFolder:
+    """The intel source the config's ``intel`` section describes (the gateway cannot import
+    ``share``): the bundle folder, its TAXII pull and the sightings outbox. Every problem is
+    one line (``ConfigError`` naming ``source`` and the key, or ``IntelError``)."""
+    from distillwatch.share.feed import BundleFolder, TaxiiPull
+    from distillwatch.share.sightings import SightingsOutbox
+    from distillwatch.share.taxii_client import push_envelope
+
+    intel = cfg.intel
+    assert intel is not None
+    pull = push = None
+    if intel.taxii is not None:
+        taxii = intel.taxii
+        try:
+            password = taxii.read_password()
+        except ConfigError as e:
+            raise ConfigError(e.reason, source=source or "command line", key=e.key) from None
+        user = intel.taxii_user
+        pull = TaxiiPull(
+            taxii.collection_url(taxii.collection),
+            user,
+            password,
+            intel.bundles_dir,
+            timeout_s=taxii.timeout_s,
+        )
+        if taxii.sightings_collection is not None:
+            push = functools.partial(
+                push_envelope,
+                taxii.collection_url(taxii.sightings_collection),
+                user,
+                password,
+                timeout_s=taxii.timeout_s,
+            )
+    outbox = None
+    if intel.member is not None and intel.key is not None and intel.sightings_dir is not None:
+        outbox = SightingsOutbox.open(
+            intel.sightings_dir, member=intel.member, key=intel.key, push=push
+        )
+    return BundleFolder.open(
+        intel.bundles_dir,
+        members=intel.members,
+        group_secret=intel.group_secret,
+        taxii=pull,
+        outbox=outbox,
+    )
 
 
 def run_serve(
@@ -36,11 +89,7 @@ def run_serve(
     where = cfg.log.store or str(cfg.log.dir)
     intel = None
     if cfg.intel is not None:  # the gateway cannot import share/: the feed is built here
-        from distillwatch.share.feed import BundleFolder
-
-        intel = BundleFolder.open(
-            cfg.intel.bundles_dir, members=cfg.intel.members, group_secret=cfg.intel.group_secret
-        )
+        intel = build_intel_feed(cfg, config)
 
     def announce() -> None:
         console.print(

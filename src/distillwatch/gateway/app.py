@@ -74,7 +74,9 @@ def create_app(
     """The gateway app. ``keys``/``engine`` default to the ones the config describes;
     ``linker`` (campaign attribution) feeds the engine and the per-campaign limits;
     ``intel`` (the config's ``intel`` section, built by ``distillwatch serve``) matches
-    received intel in the engine. ``app.state.refresh_intel()`` looks for new intel now."""
+    received intel in the engine. ``app.state.refresh_intel()`` looks for new intel now,
+    ``app.state.pull_intel()`` pulls from TAXII now, ``app.state.report_sightings()`` sends
+    the sightings of the matches made since the last report now."""
     from distillwatch.errors import ConfigError
 
     if (config.intel is None) != (intel is None):
@@ -152,15 +154,20 @@ def create_app(
         refresher = None
         if config.keys_store is not None and config.keys_store.refresh_s > 0:
             refresher = asyncio.create_task(refresh_forever(keys, config.keys_store))
-        intel_task = None
-        if intel is not None and config.intel is not None and config.intel.refresh_s > 0:
-            intel_task = asyncio.create_task(
-                intel_feed.refresh_forever(intel, config.intel.refresh_s)
-            )
+        intel_tasks = []
+        if intel is not None and config.intel is not None:
+            if config.intel.refresh_s > 0:
+                intel_tasks.append(intel_feed.refresh_forever(intel, config.intel.refresh_s))
+            if config.intel.taxii is not None:  # at once, then every pull_s
+                intel_tasks.append(intel_feed.pull_forever(intel, config.intel.taxii.pull_s))
+            if config.intel.member is not None:
+                every = config.intel.sightings_every_s
+                intel_tasks.append(intel_feed.report_forever(intel, every))
+        tasks = [refresher, *(asyncio.create_task(t) for t in intel_tasks)]
         try:
             yield
         finally:
-            for task in (refresher, intel_task):
+            for task in tasks:
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -225,5 +232,13 @@ def create_app(
     async def refresh_intel() -> bool:
         return intel is not None and await intel_feed.refresh(intel)
 
+    async def pull_intel() -> bool:
+        return intel is not None and await intel_feed.pull(intel)
+
+    async def report_sightings() -> bool:
+        return intel is not None and await intel_feed.report(intel)
+
     app.state.refresh_intel = refresh_intel
+    app.state.pull_intel = pull_intel
+    app.state.report_sightings = report_sightings
     return app

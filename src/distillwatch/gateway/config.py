@@ -7,11 +7,21 @@ Every problem is one ``ConfigError`` line naming the file and the dotted key, e.
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from distillwatch.errors import ConfigError
 from distillwatch.gateway.pg_keys import KeysStoreSettings
@@ -66,9 +76,97 @@ class AdminSettings(BaseModel):
     )
 
 
+TAXII_PASSWORD_ENV = "DISTILLWATCH_TAXII_PASSWORD"
+"""Where the TAXII password is read from by default (as ``intel push``/``intel pull``)."""
+_COLLECTION_ID = re.compile(r"^[A-Za-z0-9._~-]+$")
+
+
+class IntelTaxiiSettings(BaseModel):
+    """A TAXII 2.1 server the gateway pulls received intel from (and pushes sightings to).
+
+    The password is never in the config: it is read from an environment variable
+    (``password_env``, default ``DISTILLWATCH_TAXII_PASSWORD``) or a file (``password_file``)
+    when ``distillwatch serve`` starts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="the TAXII API root, e.g. https://taxii.example/intel/")
+    collection: str = Field(description="id of the collection received intel is pulled from")
+    sightings_collection: str | None = Field(
+        None, description="id of the collection our signed sightings are pushed to"
+    )
+    user: str | None = Field(None, description="TAXII user (default: intel.member)")
+    password_env: str | None = Field(
+        None,
+        description=f"environment variable holding the password (default {TAXII_PASSWORD_ENV})",
+    )
+    password_file: Path | None = Field(None, description="file holding the password")
+    pull_s: float = Field(300.0, gt=0.0, description="pull new envelopes this often")
+    timeout_s: float = Field(30.0, gt=0.0, description="longest wait for the TAXII server")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            raise ValueError(
+                "a password is never written in the config: name an environment variable "
+                "(`password_env`) or a file (`password_file`) holding it"
+            )
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _api_root(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or len(value.split("//", 1)[1]) < 1:
+            raise ValueError(f"must be the http:// or https:// URL of an API root, got {value!r}")
+        return value.rstrip("/") + "/"
+
+    @field_validator("collection", "sightings_collection")
+    @classmethod
+    def _collection_id(cls, value: str | None) -> str | None:
+        if value is not None and not _COLLECTION_ID.match(value):
+            raise ValueError(f"not a collection id (letters, digits, . _ ~ -): {value!r}")
+        return value
+
+    @field_validator("password_file")
+    @classmethod
+    def _one_password(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and info.data.get("password_env") is not None:
+            raise ValueError("set `password_env` or `password_file`, not both")
+        return value
+
+    def collection_url(self, collection: str) -> str:
+        """The URL of one of the API root's collections."""
+        return f"{self.url}collections/{collection}/"
+
+    def read_password(self) -> str:
+        """The password, from the file or the environment; ``ConfigError`` (one line)."""
+        if self.password_file is not None:
+            try:
+                text = self.password_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as e:
+                why = getattr(e, "strerror", None) or e
+                raise ConfigError(
+                    f"cannot read {self.password_file}: {why}", key="intel.taxii.password_file"
+                ) from None
+            if not text:
+                raise ConfigError(f"{self.password_file} is empty", key="intel.taxii.password_file")
+            return text
+        env = self.password_env or TAXII_PASSWORD_ENV
+        value = os.environ.get(env)
+        if not value:
+            raise ConfigError(
+                f"the environment variable {env} (the TAXII password) is not set",
+                key="intel.taxii.password_env",
+            )
+        return value
+
+
 class IntelSettings(BaseModel):
-    """Received threat intel (docs/intel.md): signed bundles from a folder, re-read while
-    serving; matched by the live engine as ``scan --intel`` matches them."""
+    """Received threat intel (docs/intel.md): signed bundles from a folder (filled by
+    ``intel pull``, an operator, or the ``taxii`` pull), re-read while serving; matched by
+    the live engine as ``scan --intel`` matches them. With ``member`` and ``key``, the
+    matches go back to the publishers as signed STIX sightings."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -80,6 +178,56 @@ class IntelSettings(BaseModel):
     refresh_s: float = Field(
         300.0, ge=0.0, description="look for new bundles this often; 0: only at start-up"
     )
+    member: str | None = Field(None, min_length=1, description="our member name (signs sightings)")
+    key: Path | None = Field(
+        None, validate_default=True, description="our Ed25519 signing key (intel keygen)"
+    )
+    sightings_dir: Path | None = Field(
+        None, validate_default=True, description="outbox for the signed sightings of our matches"
+    )
+    sightings_every_s: float = Field(
+        3600.0, gt=0.0, description="write (and push) the sightings of new matches this often"
+    )
+    taxii: IntelTaxiiSettings | None = Field(
+        None, validate_default=True, description="pull received intel from a TAXII 2.1 server"
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key_with_member(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if "member" in info.data and (value is None) != (info.data["member"] is None):
+            raise ValueError("`member` and `key` go together (they sign our sightings)")
+        return value
+
+    @field_validator("sightings_dir")
+    @classmethod
+    def _outbox(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        signs = info.data.get("key") is not None
+        if value is None and signs:
+            raise ValueError("the outbox for our signed sightings is needed with `member`/`key`")
+        if value is not None and not signs and "key" in info.data:
+            raise ValueError("sightings need `member` and `key` (they sign them)")
+        return value
+
+    @field_validator("taxii")
+    @classmethod
+    def _taxii_user(
+        cls, value: IntelTaxiiSettings | None, info: ValidationInfo
+    ) -> IntelTaxiiSettings | None:
+        if value is None:
+            return value
+        member = info.data.get("member")
+        if value.user is None and member is None:
+            raise ValueError("set `user` (our TAXII account), or `intel.member`")
+        if value.sightings_collection is not None and info.data.get("key") is None:
+            raise ValueError("`sightings_collection` needs `intel.member` and `intel.key`")
+        return value
+
+    @property
+    def taxii_user(self) -> str:
+        """Our TAXII account: ``taxii.user``, else our member name."""
+        assert self.taxii is not None
+        return self.taxii.user or self.member or ""
 
 
 AccountSource = Literal["key", "user_id", "team_id", "end_user_id", "org_id", "key_alias"]
@@ -231,6 +379,15 @@ def _resolve(config: GatewayConfig, base: Path) -> GatewayConfig:
                         "bundles_dir": fix(config.intel.bundles_dir),
                         "members": fix(config.intel.members),
                         "group_secret": fix(config.intel.group_secret),
+                        "key": fix(config.intel.key),
+                        "sightings_dir": fix(config.intel.sightings_dir),
+                        "taxii": (
+                            None
+                            if config.intel.taxii is None
+                            else config.intel.taxii.model_copy(
+                                update={"password_file": fix(config.intel.taxii.password_file)}
+                            )
+                        ),
                     }
                 )
             ),

@@ -1,14 +1,23 @@
-"""Received intel for a running engine: a folder of signed bundles, re-read while it runs.
+"""Received intel for a running engine: a folder of signed bundles, re-read while it runs;
+optionally filled from a TAXII collection, and sightings sent back.
 
-The gateway's ``intel`` section names a folder that ``intel pull`` (from a cron job, say) or
-an operator drops signed envelopes into. ``BundleFolder.attach`` plugs an ``IntelMatcher`` into
-the live engine (with the trust policy's ceiling, as ``scan --intel`` does); ``prepare`` runs
-off the event loop (a thread): it reads the files not seen before, verifies them
-(``files.receive``: a rejected one is logged with its reason and never retried) and, when
-something new was accepted, builds a new index of every bundle accepted so far. What it
-returns is run on the event loop: a swap of the matcher's index (``IntelMatcher.use_index``),
-so look-ups never see an index half built. Indicators revoked by a newer bundle, or expired,
-stop matching.
+The gateway's ``intel`` section names a folder that ``intel pull`` (from a cron job, say),
+an operator or the feed's own TAXII pull (``TaxiiPull``: ``pull``, in a thread) drops signed
+envelopes into. A pulled envelope is only written to the folder: it is verified where every
+other one is, by ``prepare`` (the server's own verification is not trusted), and the folder
+is what a restart reads again (the last ``date_added`` pulled is kept in
+``<folder>/.taxii-state.json``, so a restart does not download everything again).
+``BundleFolder.attach`` plugs an ``IntelMatcher`` into the live engine (with the trust
+policy's ceiling, as ``scan --intel`` does); ``prepare`` runs off the event loop (a
+thread): it reads the files not seen before, verifies them (``files.receive``: a rejected
+one is logged with its reason and never retried) and, when something new was accepted,
+builds a new index of every bundle accepted so far. What it returns is run on the event
+loop: a swap of the matcher's index (``IntelMatcher.use_index``), so look-ups never see an
+index half built. Indicators revoked by a newer bundle, or expired, stop matching.
+
+With a ``SightingsOutbox`` (``share.sightings``), each new match is counted as it happens and
+``report`` (on the event loop) hands the signed sightings of what matched since the last
+report to a thread.
 """
 
 from __future__ import annotations
@@ -24,12 +33,61 @@ from typing import Any
 
 from distillwatch.detect import Engine
 from distillwatch.share.errors import IntelError
-from distillwatch.share.files import read_group_secret, receive
+from distillwatch.share.files import read_group_secret, receive, write_json
 from distillwatch.share.index import IntelIndex
 from distillwatch.share.match import IntelMatcher
+from distillwatch.share.sightings import SightingsOutbox
+from distillwatch.share.taxii_client import TIMEOUT_S, pull, read_state
 from distillwatch.share.trust import TrustPolicy, load_members
 
 log = logging.getLogger("distillwatch.share")
+
+TAXII_STATE = ".taxii-state.json"
+
+
+class TaxiiPull:
+    """Envelopes added to a TAXII 2.1 collection, pulled into the bundle folder."""
+
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str,
+        folder: Path,
+        *,
+        timeout_s: float = TIMEOUT_S,
+    ) -> None:
+        self.url = url
+        self.user = user
+        self._password = password
+        self.folder = folder
+        self.timeout_s = timeout_s
+        self.state = folder / TAXII_STATE
+        self.last_added = read_state(self.state)
+        """The ``date_added`` of the last envelope pulled (``None``: pull everything)."""
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never the password
+        return f"TaxiiPull({self.url!r}, user={self.user!r}, folder={str(self.folder)!r})"
+
+    def pull(self) -> int:
+        """Envelopes added since the last pull, written to the folder; how many. The state
+        moves on only once they are all written. ``IntelError`` when the server fails."""
+        with self._lock:
+            got = pull(
+                self.url,
+                self.user,
+                self._password,
+                self.folder,
+                since=self.last_added,
+                timeout_s=self.timeout_s,
+            )
+            if got.skipped:
+                log.warning("intel: %d TAXII object(s) without an envelope skipped", got.skipped)
+            if got.last_added and got.last_added != self.last_added:
+                write_json(self.state, {"last_added": got.last_added})
+                self.last_added = got.last_added
+            return len(got.written)
 
 
 class BundleFolder:
@@ -42,8 +100,12 @@ class BundleFolder:
         group_secret: bytes,
         *,
         clock: Callable[[], float] = time.time,
+        taxii: TaxiiPull | None = None,
+        outbox: SightingsOutbox | None = None,
     ) -> None:
         self.folder = folder
+        self.taxii = taxii
+        self.outbox = outbox
         self.policy = policy
         self.group_secret = group_secret
         self.clock = clock
@@ -61,16 +123,66 @@ class BundleFolder:
         self._installed = 0
 
     @classmethod
-    def open(cls, folder: Path, *, members: Path, group_secret: Path) -> BundleFolder:
-        """From the config's paths; ``IntelError`` when a file is unusable."""
+    def open(
+        cls,
+        folder: Path,
+        *,
+        members: Path,
+        group_secret: Path,
+        taxii: TaxiiPull | None = None,
+        outbox: SightingsOutbox | None = None,
+    ) -> BundleFolder:
+        """From the config's paths; ``IntelError`` when a file is unusable. With ``taxii``
+        the folder is created if needed (the pull fills it)."""
+        if taxii is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise IntelError(f"cannot create {folder}: {exc.strerror or exc}") from None
         if not folder.is_dir():
             raise IntelError(f"intel bundles folder {folder} does not exist")
-        return cls(folder, load_members(members), read_group_secret(group_secret))
+        policy, secret = load_members(members), read_group_secret(group_secret)
+        return cls(folder, policy, secret, taxii=taxii, outbox=outbox)
 
     def attach(self, engine: Engine) -> None:
-        """Match the engine's exchanges and accounts, with the ceiling applied."""
+        """Match the engine's exchanges and accounts, with the ceiling applied; with an
+        outbox, every new match is counted for the next sightings report."""
         self.matcher.accounts = engine.accounts
         self.matcher.attach(engine, ceiling=True)
+        if self.outbox is None:
+            return
+        outbox, matcher, touch = self.outbox, self.matcher, self.matcher.on_change
+
+        def changed(account_id: str) -> None:
+            h = matcher.hits.get(account_id)
+            if h is not None:
+                outbox.saw(account_id, h.refs, h.last)
+            if touch is not None:
+                touch(account_id)
+
+        matcher.on_change = changed
+
+    def pull(self) -> bool:
+        """Off the event loop: new envelopes from the TAXII collection into the folder
+        (nothing without one); whether any arrived (``prepare`` verifies them). A failing
+        server is logged, and the next call tries again; nothing loaded is dropped."""
+        if self.taxii is None:
+            return False
+        try:
+            n = self.taxii.pull()
+        except IntelError as exc:
+            log.warning("intel: TAXII pull failed, retried at the next pull: %s", exc)
+            return False
+        if n:
+            log.info("intel: %d envelope(s) pulled from TAXII %s", n, self.taxii.url)
+        return n > 0
+
+    def report(self) -> Callable[[], None] | None:
+        """On the event loop: the sightings of the matches made since the last report, as
+        work for a thread (sign, write to the outbox, push); ``None``: nothing to do."""
+        if self.outbox is None:
+            return None
+        return self.outbox.take(self.clock())
 
     def _new_files(self) -> list[Path]:
         out = []
