@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
+from datetime import datetime
 from typing import Any
 
 import pytest
 from stix2validator import ValidationOptions, validate_string
 
+from distillwatch.share.actors import Actors, actors_from_text
 from distillwatch.share.collect import Collector
 from distillwatch.share.export import ExportConfig, build_bundle
 from distillwatch.share.keys import fold
@@ -31,11 +33,15 @@ from tests.share.world import (
 )
 
 
-def export(side: Side, tlp: str = "amber") -> dict[str, Any]:
+def export(
+    side: Side, tlp: str = "amber", actors: Actors | None = None, now: datetime = NOW
+) -> dict[str, Any]:
     col = Collector({c.campaign_id: c.accounts for c in side.campaigns}, side.accounts)
     col.run(lambda: [side.exchanges])
-    config = ExportConfig(member="member-a", group=GROUP, group_secret=SECRET, tlp=tlp)
-    bundle, _ = build_bundle(side.campaigns, col, config, now=NOW)
+    config = ExportConfig(
+        member="member-a", group=GROUP, group_secret=SECRET, tlp=tlp, actors=actors
+    )
+    bundle, _ = build_bundle(side.campaigns, col, config, now=now)
     out: dict[str, Any] = json.loads(bundle.serialize())
     return out
 
@@ -121,11 +127,30 @@ def assert_private(text: str) -> None:
     assert not leaked, leaked
 
 
-def test_privacy_no_canary_raw_or_unkeyed_hashed() -> None:
-    bundle = export(provider_a())
+ACTORS = """\
+actors:
+  - name: Sandstorm Harvest
+    campaigns: [camp_canary0001]
+    aliases: [SH-1]
+    description: Resells distilled reasoning models.
+    goals: [train a competing reasoning model]
+    resource_level: organization
+    primary_motivation: organizational-gain
+    first_seen: 2026-10-01
+    confidence: 70
+"""
+
+
+@pytest.mark.parametrize("attributed", [False, True])
+def test_privacy_no_canary_raw_or_unkeyed_hashed(attributed: bool) -> None:
+    actors = actors_from_text(ACTORS, "actors.yaml") if attributed else None
+    bundle = export(provider_a(), actors=actors)
     assert sum(kinds(bundle).values()) >= 8  # the test is not vacuous: everything was shared
-    assert_private(json.dumps(bundle))
-    assert_private(json.dumps(bundle, ensure_ascii=False))
+    sets = [o for o in bundle["objects"] if o["type"] == "intrusion-set"]
+    assert len(sets) == attributed  # not vacuous either: the actor was exported
+    for text in (json.dumps(bundle), json.dumps(bundle, ensure_ascii=False), json.dumps(sets)):
+        assert_private(text)
+        assert "camp_canary0001" not in text  # the local campaign id the actors file names
 
 
 def test_attributes_legit_customers_hold_are_never_exported() -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from distillwatch.cli.errors import fail, handle_errors
+
+if TYPE_CHECKING:
+    from distillwatch.share.export import ExportStats
 
 intel_app = typer.Typer(
     no_args_is_help=True,
@@ -114,19 +117,34 @@ def export(
     scaffold_k: Annotated[
         int, typer.Option(min=2, help="Campaign accounts that must send a prompt scaffold.")
     ] = 3,
+    actors: Annotated[
+        Path | None,
+        typer.Option(
+            help="Actors file (YAML): campaigns attributed to a threat actor, exported as "
+            "intrusion sets (docs/intel.md).",
+            show_default=False,
+        ),
+    ] = None,
     now: NowOpt = None,
 ) -> None:
     """Export detected campaigns as a signed STIX 2.1 bundle of keyed indicators.
 
     With --format misp, the same bundle converted to a MISP event (docs/intel.md).
     """
+    from distillwatch.share.actors import load_actors
     from distillwatch.share.collect import CollectRules
     from distillwatch.share.export import ExportConfig
     from distillwatch.share.files import export_files, parse_now, read_group_secret
 
     config = ExportConfig(
-        member=member, group=group, group_secret=read_group_secret(group_secret), tlp=tlp
+        member=member,
+        group=group,
+        group_secret=read_group_secret(group_secret),
+        tlp=tlp,
+        actors=load_actors(actors) if actors is not None else None,
     )
+    if config.actors is not None:
+        config.actors.check_file(campaigns)  # a typo fails before the log is read
     rules = CollectRules(min_accounts=min_accounts, scaffold_k=scaffold_k)
     if fmt is ExportFormat.misp:
         from distillwatch.share.misp import export_event
@@ -144,7 +162,8 @@ def export(
             stix_out=stix,
         )
         _console().print(
-            f"{stats.campaigns} campaign(s), {misp.attributes} MISP attribute(s) "
+            f"{stats.campaigns} campaign(s){_attributed(stats)}, {misp.attributes} MISP "
+            "attribute(s) "
             f"[{', '.join(misp.tlp) or 'no TLP'}] → {out} (MISP event, unsigned)",
             markup=False,
         )
@@ -167,9 +186,17 @@ def export(
     )
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(stats.indicators.items())) or "none"
     _console().print(
-        f"{stats.campaigns} campaign(s), indicators: {kinds} → {out} (signed by {member})",
+        f"{stats.campaigns} campaign(s){_attributed(stats)}, indicators: {kinds} → {out} "
+        f"(signed by {member})",
         markup=False,
     )
+
+
+def _attributed(stats: ExportStats) -> str:
+    """`` (2 attributed to 1 actor(s))`` when an actors file attributed any campaign."""
+    if not stats.actors:
+        return ""
+    return f" ({stats.attributed} attributed to {stats.actors} actor(s))"
 
 
 @intel_app.command("import")

@@ -7,8 +7,10 @@ token, never its local id or accounts) that ``uses`` both patterns; and its indi
 (``pattern_type: distillwatch``, see ``pattern``: keyed hashes, scaffold sketches and, with
 verdicts, a behaviour rule) each ``indicates`` the campaign, with
 ``confidence``, ``valid_from`` (the epoch's start) and ``valid_until`` (export time + the
-kind's lifetime). Every object the member creates carries ``created_by_ref`` and the chosen
-TLP marking. Ids are deterministic (UUIDv5), so re-exports deduplicate at the receiver.
+kind's lifetime). With an analyst's actors file (``actors``), one ``intrusion-set`` per actor
+that exported campaigns are ``attributed-to``. Every object the member creates carries
+``created_by_ref`` and the chosen TLP marking. Ids are deterministic (UUIDv5), so re-exports
+deduplicate at the receiver.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from distillwatch.attribute.campaigns import Campaign
 from distillwatch.records import Verdict
+from distillwatch.share.actors import Actor, Actors
 from distillwatch.share.collect import Collector
 from distillwatch.share.errors import IntelError
 from distillwatch.share.keys import GroupKeyer, epoch_id, epoch_start
@@ -76,6 +79,8 @@ class ExportConfig:
     tlp: str = "amber"
     epoch: str | None = None
     """Key epoch (default: the export time's ISO week)."""
+    actors: Actors | None = None
+    """The analyst's attribution of local campaigns to actors (``actors.load_actors``)."""
 
     def __post_init__(self) -> None:
         group_name(self.group)
@@ -95,6 +100,10 @@ class ExportStats:
     indicators: dict[str, int] = field(default_factory=dict)
     account_indicators: int = 0
     """Of ``indicators``, those shared for an acted-on account (not already a campaign's)."""
+    actors: int = 0
+    """Intrusion sets exported (actors with at least one exported campaign)."""
+    attributed: int = 0
+    """Exported campaigns attributed to one of them."""
 
 
 def campaign_token(secret: bytes, group: str, member: str, campaign_id: str) -> str:
@@ -103,6 +112,13 @@ def campaign_token(secret: bytes, group: str, member: str, campaign_id: str) -> 
         algorithm=hashes.SHA256(), length=32, salt=b"distillwatch-intel-ids", info=group.encode()
     ).derive(secret)
     return hmac.digest(key, f"{member}\x00{campaign_id}".encode(), "sha256")[:8].hex()
+
+
+def intrusion_set_id(group: str, member: str, actor_key: str) -> str:
+    """The stable id of a member's intrusion set for an actor (``Actor.key``: its name,
+    whitespace collapsed and case-folded). Unkeyed, unlike a campaign's token: the name is
+    analyst-written and published in the object anyway."""
+    return f"intrusion-set--{uuid.uuid5(_NS, f'{identity_id(member)}|{group}|{actor_key}')}"
 
 
 def _confidence(campaign: Campaign, scores: Mapping[str, float]) -> int:
@@ -142,11 +158,15 @@ def build_bundle(
     patterns = [attack_pattern(t) for t in TECHNIQUES]
     objects: list[Any] = [identity, *all_tlp2(), *patterns]
     scores = {v.account_id: v.score for v in verdicts}
+    if config.actors is not None:
+        config.actors.check({c.campaign_id for c in campaigns})
+        local = {c.campaign_id for c in campaigns} | collector.acted
+        config.actors.check_private(local.union(*(c.accounts for c in campaigns)))
     rule_of = _rules(campaigns, verdicts, config.group)
     stats = ExportStats()
     emitted: set[str] = set()
-    stix_campaign: dict[str, str] = {}
-    """Local campaign id → its STIX campaign's id."""
+    stix_campaign: dict[str, stix2.v21.Campaign] = {}
+    """Local campaign id → its STIX campaign."""
     for camp in sorted(campaigns, key=lambda c: c.campaign_id):
         if camp.campaign_id not in collector.intel:
             continue
@@ -186,7 +206,7 @@ def build_bundle(
         rule = rule_of.get(camp.campaign_id)
         if rule is not None:
             forms.append(("rule", rule))
-        stix_campaign[camp.campaign_id] = c.id
+        stix_campaign[camp.campaign_id] = c
         for kind, form in forms:
             pattern = form.render()
             emitted.add(pattern)
@@ -202,17 +222,69 @@ def build_bundle(
     ):
         if pattern in emitted:
             continue
-        target = stix_campaign.get(cid or "", extract)
+        got = stix_campaign.get(cid or "")
+        target = extract if got is None else got.id
         of = "an account acted on for distillation"
         ind = _indicator(me, kind, pattern, conf, of, (start, now), marking)
         objects.append(ind)
         objects.append(_relationship(me, ind.id, "indicates", target, start, now, marking))
         stats.indicators[kind] = stats.indicators.get(kind, 0) + 1
         stats.account_indicators += 1
+    for actor in config.actors.actors if config.actors is not None else ():
+        camps = [stix_campaign[c] for c in actor.campaign_lines if c in stix_campaign]
+        if not camps:
+            continue  # none of its campaigns exported: nothing to attribute
+        iset = _intrusion_set(actor, camps, config, now)
+        objects.append(iset)
+        for c in sorted(camps, key=lambda c: str(c.id)):
+            objects.append(
+                _relationship(
+                    me,
+                    c.id,
+                    "attributed-to",
+                    iset.id,
+                    c.created,
+                    now,
+                    marking,
+                    confidence=actor.entry.confidence,
+                )
+            )
+        stats.actors += 1
+        stats.attributed += len(camps)
     bundle = stix2.v21.Bundle(
         objects=objects, id=f"bundle--{uuid.uuid5(_NS, f'{me}|{now.isoformat()}')}"
     )
     return bundle, stats
+
+
+def _intrusion_set(
+    actor: Actor, campaigns: Sequence[stix2.v21.Campaign], config: ExportConfig, now: datetime
+) -> stix2.v21.IntrusionSet:
+    """An actor's intrusion set: the analyst's description of it, seen from its exported
+    campaigns' first to last sighting (or the analyst's earlier ``first_seen``)."""
+    e = actor.entry
+    first = min([*(c.first_seen for c in campaigns), *([e.first_seen] if e.first_seen else [])])
+    last = max(first, *(c.last_seen for c in campaigns))
+    optional: dict[str, Any] = {
+        "aliases": e.aliases or None,
+        "description": e.description,
+        "goals": e.goals or None,
+        "resource_level": e.resource_level,
+        "primary_motivation": e.primary_motivation,
+        "secondary_motivations": e.secondary_motivations or None,
+        "confidence": e.confidence,
+    }
+    return stix2.v21.IntrusionSet(
+        id=intrusion_set_id(config.group, config.member, actor.key),
+        created=min(first, now),
+        modified=now,
+        name=e.name,
+        first_seen=first,
+        last_seen=last,
+        created_by_ref=identity_id(config.member),
+        object_marking_refs=[TLP2_IDS[config.tlp]],
+        **{k: v for k, v in optional.items() if v is not None},
+    )
 
 
 def _indicator(
@@ -301,7 +373,10 @@ def _relationship(
     created: datetime,
     now: datetime,
     marking: list[str],
+    *,
+    confidence: int | None = None,
 ) -> stix2.v21.Relationship:
+    extra = {} if confidence is None else {"confidence": confidence}
     return stix2.v21.Relationship(
         id=f"relationship--{uuid.uuid5(_NS, f'{source}|{rel}|{target}')}",
         created=min(created, now),
@@ -311,4 +386,5 @@ def _relationship(
         target_ref=target,
         created_by_ref=me,
         object_marking_refs=marking,
+        **extra,
     )
