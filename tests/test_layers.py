@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parents[1] / "src" / "distillwatch"
-SHARED = {"records", "errors", "config", "clock", "__init__"}
+SHARED = {"records", "errors", "config", "clock", "yamlfile", "__init__"}
 ORDER = [
     "log", "store", "signals", "testing", "detect", "policy",
     "attribute", "respond", "gateway", "share", "prove", "bench", "cli",

@@ -16,7 +16,7 @@ A scenario file::
 
 The file is composed into a YAML node tree first, so every problem — bad YAML, a duplicate,
 unknown or missing key, an unknown profile or knob, a bad value — is one ``ConfigError``
-naming the file, the line and the dotted key (the approach of ``policy.loader``).
+naming the file, the line and the dotted key (``distillwatch.yamlfile``).
 
 >>> load_scenario("demo").name
 'demo'
@@ -24,7 +24,6 @@ naming the file, the line and the dotted key (the approach of ``policy.loader``)
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -34,11 +33,22 @@ from typing import Annotated, Any, get_type_hints
 
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import ErrorDetails
 
 from distillwatch.bench.profiles import PROFILES
 from distillwatch.errors import ConfigError
-
-Loc = tuple[int | str, ...]
+from distillwatch.yamlfile import (
+    Loc,
+    compose,
+    construct,
+    did_you_mean,
+    dotted,
+    locate,
+    one_line,
+    reject_duplicate_keys,
+    show,
+    validation_error,
+)
 
 _CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 _NAME = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][\w.-]*$")]
@@ -146,20 +156,12 @@ def _read(path: Path) -> str:
 
 def scenario_from_text(text: str, source: str = "<text>") -> Scenario:
     """Parse and validate a scenario; any problem is a ConfigError naming ``source`` and line."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        line = e.problem_mark.line + 1 if e.problem_mark is not None else None
-        raise ConfigError(
-            f"invalid YAML: {_flat(e.problem or str(e))}", source=source, line=line
-        ) from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"invalid YAML: {_flat(str(e))}", source=source) from None
+    node = compose(text, source, ConfigError)
     if not isinstance(node, yaml.MappingNode):
         what = "empty" if node is None else "not a mapping of keys"
         raise ConfigError(f"scenario file is {what}", source=source)
-    _no_duplicates(node, (), source)
-    data = yaml.SafeLoader("").construct_document(node)
+    reject_duplicate_keys(node, source, ConfigError)
+    data = construct(node, source, ConfigError)
     try:
         spec = ScenarioFile.model_validate(data)
     except ValidationError as e:
@@ -172,8 +174,8 @@ def scenario_from_text(text: str, source: str = "<text>") -> Scenario:
         raise ConfigError(
             f"must be ≤ days ({spec.days:g}) (got {spec.release_after_days:g})",
             source=source,
-            line=_locate(node, loc, key=False),
-            key=_dotted(loc),
+            line=locate(node, loc),
+            key=dotted(loc),
         )
     sc = Scenario(spec.name, pops, spec.start, spec.days, spec.release_after_days)
     return validate_scenario(sc, source, node)
@@ -190,14 +192,13 @@ def validate_scenario(
         at: Loc = ("populations", i)
         loc: Loc
         if pop.profile not in PROFILES:
-            close = difflib.get_close_matches(pop.profile, PROFILES, n=1)
-            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            hint = did_you_mean(pop.profile, PROFILES)
             loc = (*at, "profile")
             raise ConfigError(
                 f"unknown profile {pop.profile!r}{hint}; known: {', '.join(PROFILES)}",
                 source=source,
-                line=_locate(node, loc, key=False),
-                key=_dotted(loc),
+                line=locate(node, loc),
+                key=dotted(loc),
             )
         model = knob_model(pop.profile)
         try:
@@ -210,32 +211,12 @@ def validate_scenario(
                 f"population name {pop.label!r} is used twice (also entry {seen[pop.label]}); "
                 "give each entry its own `name`",
                 source=source,
-                line=_locate(node, loc, key=False),
-                key=_dotted(loc),
+                line=locate(node, loc),
+                key=dotted(loc),
             )
         seen[pop.label] = i
         pops.append(Population(pop.profile, pop.count, knobs, pop.name))
     return Scenario(sc.name, tuple(pops), sc.start, sc.days, sc.release_after_days)
-
-
-def _no_duplicates(node: yaml.Node, path: Loc, source: str) -> None:
-    """PyYAML keeps the last of two equal keys silently; a scenario must not."""
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            name = str(key.value)
-            if name in seen:
-                raise ConfigError(
-                    f"duplicate key (first at line {seen[name]})",
-                    source=source,
-                    line=key.start_mark.line + 1,
-                    key=_dotted((*path, name)),
-                )
-            seen[name] = key.start_mark.line + 1
-            _no_duplicates(value, (*path, name), source)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _no_duplicates(item, (*path, i), source)
 
 
 def _error(
@@ -247,68 +228,18 @@ def _error(
     profile: str | None = None,
 ) -> ConfigError:
     """The first problem in file order as a ConfigError with its line and dotted key."""
-    errors = exc.errors(include_url=False)
-    found = []
-    for i, err in enumerate(errors):
-        loc = (*prefix, *err["loc"])
-        line = _locate(node, loc, key=err["type"] in ("extra_forbidden", "missing"))
-        found.append((err["type"] == "missing", line or 0, i, loc, err))
-    _, line, _, loc, err = min(found, key=lambda f: f[:3])
-    if err["type"] == "extra_forbidden":
-        known = list(model.model_fields)
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        what = f"unknown knob of profile {profile}" if profile else "unknown key"
-        message = what + (f" (did you mean `{close[0]}`?)" if close else "")
-        if profile:
-            message += f"; its knobs: {', '.join(known) or 'none'}"
-    elif err["type"] == "missing":
-        message = "missing required key"
-    else:
-        text = _flat(err["msg"])
-        message = f"{text[:1].lower()}{text[1:]} (got {_show(err['input'])})"
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return ConfigError(message, source=source, line=line or None, key=_dotted(loc))
 
+    def describe(err: ErrorDetails) -> str:
+        if err["type"] == "extra_forbidden":
+            known = list(model.model_fields)
+            what = f"unknown knob of profile {profile}" if profile else "unknown key"
+            message = what + did_you_mean(str(err["loc"][-1]), known)
+            if profile:
+                message += f"; its knobs: {', '.join(known) or 'none'}"
+            return message
+        if err["type"] == "missing":
+            return "missing required key"
+        text = one_line(err["msg"])
+        return f"{text[:1].lower()}{text[1:]} (got {show(err['input'])})"
 
-def _locate(node: yaml.Node | None, loc: Loc, *, key: bool) -> int | None:
-    """Line of the key (``key``) or the value that ``loc`` points at, as far as it exists."""
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for i, part in enumerate(loc):
-        last = i == len(loc) - 1
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
-            if pair is None:
-                break
-            node = pair[1]
-            line = (pair[0] if key or not last else pair[1]).start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if not 0 <= part < len(node.value):
-                break
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def _dotted(loc: Loc) -> str:
-    return ".".join(str(p) for p in loc if p != "[key]")
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...")
-    return "null" if value is None else _flat(str(value))
-
-
-def _flat(text: str) -> str:
-    return " ".join(text.split())
+    return validation_error(exc, source, ConfigError, node=node, describe=describe, prefix=prefix)

@@ -47,6 +47,17 @@ from pydantic_core import ErrorDetails
 
 from distillwatch.attribute.campaigns import read_campaigns
 from distillwatch.share.errors import IntelError
+from distillwatch.yamlfile import (
+    compose,
+    construct,
+    did_you_mean,
+    locate,
+    one_line,
+    reject_duplicate_keys,
+    show,
+    validation_error,
+    where,
+)
 
 MOTIVATIONS: Final = tuple(vocab.ATTACK_MOTIVATION)
 """STIX 2.1 ``attack-motivation-ov``."""
@@ -54,7 +65,6 @@ RESOURCE_LEVELS: Final = tuple(vocab.ATTACK_RESOURCE_LEVEL)
 """STIX 2.1 ``attack-resource-level-ov``."""
 
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
-Loc = tuple[int | str, ...]
 
 
 def _vocab(value: str, allowed: tuple[str, ...], name: str) -> str:
@@ -154,7 +164,7 @@ class Actors:
             for cid, line in actor.campaign_lines.items():
                 if cid not in known:
                     raise IntelError(
-                        f"{_where(self.source, line)}: actor {actor.entry.name!r}: no campaign "
+                        f"{where(self.source, line)}: actor {actor.entry.name!r}: no campaign "
                         f"{cid!r} in campaigns.jsonl (a typo would lose the attribution)"
                     )
 
@@ -183,7 +193,7 @@ class Actors:
                     if hits:
                         hit = hits[0]
                         raise IntelError(
-                            f"{_where(self.source, actor.line)}: actor {e.name!r}: `{field_name}` "
+                            f"{where(self.source, actor.line)}: actor {e.name!r}: `{field_name}` "
                             f"names the local id {hit!r}; local campaign and account ids are "
                             "never shared"
                         )
@@ -192,10 +202,6 @@ class Actors:
 def _names(text: str, word: str) -> bool:
     """``word`` occurs in ``text`` as a whole token (not inside a longer id or word)."""
     return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None
-
-
-def _where(source: str, line: int | None) -> str:
-    return source if line is None else f"{source}:{line}"
 
 
 def load_actors(path: Path) -> Actors:
@@ -211,48 +217,34 @@ def load_actors(path: Path) -> Actors:
 
 def actors_from_text(text: str, source: str = "<text>") -> Actors:
     """Parse and check an actors file's text; errors name ``source`` and the line."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
-        raise IntelError(
-            f"{_where(source, line)}: not YAML: {_flat(exc.problem or str(exc))}"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise IntelError(f"{source}: not YAML: {_flat(str(exc))}") from None
+    node = compose(text, source, _intel_error, label="not YAML")
     if not isinstance(node, yaml.MappingNode):
         raise IntelError(f"{source}: must be a mapping with an `actors:` list")
-    _no_duplicates(node, (), source)
-    loader = yaml.SafeLoader("")
-    try:
-        data = loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        raise IntelError(f"{source}: not YAML: {_flat(str(exc))}") from None
-    finally:
-        loader.dispose()
+    reject_duplicate_keys(node, source, _intel_error)
+    data = construct(node, source, _intel_error, label="not YAML", lines=False)
     try:
         parsed = ActorsFile.model_validate(data)
     except ValidationError as exc:
-        raise _error(exc, source, node) from None
+        raise validation_error(exc, source, _intel_error, node=node, describe=_describe) from None
     out: list[Actor] = []
     names: dict[str, int | None] = {}
     attributed: dict[str, tuple[str, int | None]] = {}
     for i, entry in enumerate(parsed.actors):
-        line = _locate(node, ("actors", i), key=False)
+        line = locate(node, ("actors", i))
         key = entry.name.casefold()
         if key in names:
             raise IntelError(
-                f"{_where(source, line)}: actor {entry.name!r} is listed twice (also at line "
+                f"{where(source, line)}: actor {entry.name!r} is listed twice (also at line "
                 f"{names[key]}); list all its campaigns under one entry"
             )
         names[key] = line
         lines: dict[str, int | None] = {}
         for j, cid in enumerate(entry.campaigns):
-            at = _locate(node, ("actors", i, "campaigns", j), key=False)
+            at = locate(node, ("actors", i, "campaigns", j))
             if cid in attributed:
                 other, first = attributed[cid]
                 raise IntelError(
-                    f"{_where(source, at)}: campaign {cid!r} is attributed to {other!r} "
+                    f"{where(source, at)}: campaign {cid!r} is attributed to {other!r} "
                     f"(line {first}) and to {entry.name!r}: one actor per campaign"
                 )
             attributed[cid] = (entry.name, at)
@@ -261,94 +253,25 @@ def actors_from_text(text: str, source: str = "<text>") -> Actors:
     return Actors(source, tuple(out))
 
 
-def _no_duplicates(node: yaml.Node, path: Loc, source: str) -> None:
-    """PyYAML keeps the last of two equal keys silently; an actors file must not."""
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            name = str(key.value)
-            line = key.start_mark.line + 1
-            if name in seen:
-                raise IntelError(
-                    f"{source}:{line}: `{_dotted((*path, name))}`: duplicate key "
-                    f"(first at line {seen[name]})"
-                )
-            seen[name] = line
-            _no_duplicates(value, (*path, name), source)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _no_duplicates(item, (*path, i), source)
-
-
-def _error(exc: ValidationError, source: str, node: yaml.Node) -> IntelError:
-    """The first problem in file order, with its line and dotted key."""
-    errors = exc.errors(include_url=False)
-    found = []
-    for i, err in enumerate(errors):
-        line = _locate(node, err["loc"], key=err["type"] in ("extra_forbidden", "missing"))
-        found.append((err["type"] == "missing", line or 0, i, err))
-    _, line, _, err = min(found, key=lambda f: f[:3])
-    message = _describe(err)
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    key = _dotted(err["loc"])
-    return IntelError(f"{_where(source, line or None)}: " + (f"`{key}`: " if key else "") + message)
+def _intel_error(
+    message: str, /, *, source: str, line: int | None = None, key: str | None = None
+) -> IntelError:
+    """The ``yamlfile`` errors of an actors file, as ``IntelError`` (the same one line)."""
+    return IntelError(f"{where(source, line, key)}: {message}")
 
 
 def _describe(err: ErrorDetails) -> str:
     if err["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(str(err["loc"][-1]), list(ActorEntry.model_fields), n=1)
-        return "unknown key" + (f" (did you mean `{close[0]}`?)" if close else "")
+        return "unknown key" + did_you_mean(str(err["loc"][-1]), ActorEntry.model_fields)
     if err["type"] == "missing":
         return "missing required key"
     if err["type"] == "too_short":
         return "must not be empty"
-    text = _flat(err["msg"]).removeprefix("Value error, ")
+    text = one_line(err["msg"]).removeprefix("Value error, ")
     text = text[:1].lower() + text[1:]
     if err["type"] == "value_error":
         return text
-    return f"{text} (got {_show(err['input'])})"
-
-
-def _locate(node: yaml.Node, loc: Loc, *, key: bool) -> int | None:
-    """Line of the key (``key``) or the value that ``loc`` points at, as far as it exists."""
-    line = node.start_mark.line + 1
-    for i, part in enumerate(loc):
-        last = i == len(loc) - 1
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
-            if pair is None:
-                break
-            node = pair[1]
-            line = (pair[0] if key or not last else pair[1]).start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if not 0 <= part < len(node.value):
-                break
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def _dotted(loc: Loc) -> str:
-    return ".".join(str(p) for p in loc if p != "[key]")
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...")
-    return "null" if value is None else _flat(str(value))
-
-
-def _flat(text: str) -> str:
-    return " ".join(text.split())
+    return f"{text} (got {show(err['input'])})"
 
 
 __all__ = ["Actor", "ActorEntry", "Actors", "actors_from_text", "load_actors"]
