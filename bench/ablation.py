@@ -42,13 +42,20 @@ CAMPAIGN = "campaign.link"
 
 
 def fitted_scorer(
-    designs: dict[str, Design], drop: set[str], text: frozenset[str], prior: float
+    designs: dict[str, Design],
+    drop: set[str],
+    text: frozenset[str],
+    prior: float,
+    priors: dict[str, float] | None = None,
 ) -> LogOddsScorer:
-    """A combiner refitted on the dev evidence without the signals in ``drop``."""
+    """A combiner refitted on the dev evidence without the signals in ``drop``, each model at
+    its operating point in ``priors`` (else ``prior``)."""
     models = {
         name: fit_model(d.without(drop), text, metadata=name == "metadata")
         for name, d in designs.items()
     }
+    for name, m in models.items():
+        m["prior"] = (priors or {}).get(name, prior)
     doc = {"format": 1, "prior": prior, "text_signals": sorted(text), "models": models}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "combiner.json"
@@ -90,8 +97,11 @@ def main() -> None:
     args = ap.parse_args()
 
     designs = {n: Design.load(args.calibration / f"design-{n}.npz") for n in ("full", "metadata")}
-    if args.prior is None:
-        args.prior = json.loads((args.calibration / "combiner.json").read_text())["prior"]
+    priors: dict[str, float] = {}
+    if args.prior is None:  # the calibration's operating points, per model
+        doc = json.loads((args.calibration / "combiner.json").read_text())
+        args.prior = doc["prior"]
+        priors = {n: m.get("prior", args.prior) for n, m in doc["models"].items()}
     all_signals = create_signals()
     text = frozenset(s.id for s in all_signals if s.needs_text)
     families: dict[str, set[str]] = {}
@@ -121,7 +131,7 @@ def main() -> None:
     t0 = time.perf_counter()
     for name, drop, fixed in variants:
         print(f"· {name}")
-        scorer = fixed or fitted_scorer(designs, drop, text, args.prior)
+        scorer = fixed or fitted_scorer(designs, drop, text, args.prior, priors)
 
         def signals(drop: set[str] = drop) -> list[Signal]:
             return [s for s in create_signals() if s.id not in drop]
@@ -148,7 +158,9 @@ def main() -> None:
         f"{gen.exchanges:,} exchanges, {gen.legit_accounts:,} legitimate and "
         f"{gen.attack_accounts:,} attack accounts). Each row refits the combiner on the dev "
         "split's evidence without the family and replays the test log without its signals "
-        f"(default policy; prior {args.prior:g}). {len(variants)} variants in {seconds:.0f} s.\n\n"
+        "(default policy; priors: "
+        + (", ".join(f"{n} {priors[n]:g}" for n in designs) if priors else f"{args.prior:g}")
+        + f"). {len(variants)} variants in {seconds:.0f} s.\n\n"
         + head
         + body
     )

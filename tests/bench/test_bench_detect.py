@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from distillwatch.bench.run import SYSTEMS
 from distillwatch.cli.main import app
-
-SYSTEMS = ["distillwatch", "distillwatch-metadata-only", "rate-limit", "prada", "mmd"]
 
 
 def test_bench_detect_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,7 +26,8 @@ def test_bench_detect_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report" / "metrics.json").read_text())
     systems = {m["system"]: m for m in report["systems"]}
-    assert list(systems) == SYSTEMS
+    assert tuple(systems) == SYSTEMS  # every system, in order (the CLI's default is all)
+    assert "distillwatch-no-accounts" in systems
     for m in systems.values():
         assert m["legit_accounts"] > 0 and m["attack_accounts"] > 0
         assert 0.0 <= m["fpr"] <= 1.0 and 0.0 <= m["recall"] <= 1.0

@@ -61,6 +61,43 @@ def test_metadata_model_when_no_text_signal_is_available(tmp_path: Path) -> None
     assert s.score(without) == pytest.approx(1 / (1 + math.exp(-4.0)))
 
 
+def test_noaccounts_models_when_no_signup_signal_is_available(tmp_path: Path) -> None:
+    raw = json.loads(combiner(tmp_path).read_text())
+    raw["account_signals"] = ["signup.age"]
+    raw["models"]["full-noaccounts"] = {
+        "intercept": 0.5, "fitted_prior_logit": 0.0, "weights": {"a": 4.0, "content.x": 2.0},
+        "prior": 0.2,
+    }  # fmt: skip
+    raw["models"]["metadata-noaccounts"] = {
+        "intercept": -1.0,
+        "fitted_prior_logit": 0.0,
+        "weights": {"a": 5.0},
+        "prior": 0.2,
+    }
+    path = tmp_path / "c4.json"
+    path.write_text(json.dumps(raw))
+    s = LogOddsScorer.load(path)
+    age, no_age = sv("signup.age", 0.0), sv("signup.age", 0.0, available=False)
+    text, no_text = sv("content.x", 1.0), sv("content.x", 0.0, available=False)
+    shift = math.log(0.01 / 0.99)  # the file's prior for the models with accounts
+    own = math.log(0.2 / 0.8)  # the no-accounts models' own operating point
+
+    def z(values: list[SignalValue]) -> float:
+        return s.model_for(values).z(values)
+
+    assert z([sv("a", 1.0), text, age]) == pytest.approx(0.0 + 2.0 + 1.0 + shift)
+    assert z([sv("a", 1.0), no_text, age]) == pytest.approx(1.0 + 3.0 + shift)
+    assert z([sv("a", 1.0), text, no_age]) == pytest.approx(0.5 + 4.0 + 2.0 + own)
+    assert z([sv("a", 1.0), no_text, no_age]) == pytest.approx(-1.0 + 5.0 + own)
+    # an explicit prior moves every model to it
+    forced = LogOddsScorer.load(path, prior=0.5)
+    assert forced.model_for([no_age]).intercept == pytest.approx(-1.0)
+    # a file without the no-accounts models falls back to the models with accounts
+    old = LogOddsScorer.load(combiner(tmp_path, account_signals=["signup.age"]), prior=0.5)
+    assert old.model_for([sv("a", 1.0), text, no_age]) is old.full
+    assert old.model_for([sv("a", 1.0), no_text, no_age]) is old.metadata
+
+
 def test_unknown_signals_get_the_default_weight(tmp_path: Path) -> None:
     s = LogOddsScorer.load(combiner(tmp_path), prior=0.5)
     assert s.contributions([sv("content.x", 0.0), sv("new.signal", 0.7)])["new.signal"] == 0.0
@@ -93,8 +130,12 @@ def test_shipped_combiner_loads_and_is_monotone() -> None:
     if not DEFAULT_COMBINER.is_file():
         pytest.skip("no fitted combiner shipped")
     s = LogOddsScorer.load()
-    assert all(w >= 0 for w in s.full.weights.values())
-    assert all(w >= 0 for w in s.metadata.weights.values())
+    models = (s.full, s.metadata, s.full_noaccounts, s.metadata_noaccounts)
+    assert len({id(m) for m in models}) == 4  # a model fitted for each kind of evidence
+    for m in models:
+        assert all(w >= 0 for w in m.weights.values())
+    assert "signup.account_age" in s.account_signals
+    assert not set(s.full_noaccounts.weights) & s.account_signals
 
 
 def test_fit_recovers_a_useful_signal_and_clips_a_misleading_one() -> None:

@@ -4,12 +4,18 @@
 2. replay it through the engine and record every account's signal evidence at snapshots —
    after its 10th, 20th, 40th, … exchange and at the end of the log — because the policy
    acts on the score all along an account's life, not only at the end; again with prompt
-   text removed, for the metadata-only model;
+   text removed, for the metadata-only model; and both again without the accounts file
+   (``KINDS``: the spec makes it optional, and an operator without one must still be
+   protected);
 3. fit a logistic model per evidence set with every weight ≥ 0 (monotone: evidence of
    distillation never lowers the score), L2 strength chosen by account-grouped
    cross-validation, each account weighing 1 in total (its snapshots share it) and both
    classes weighing the same; the intercept is then moved to the stated prior;
-4. write ``combiner.json`` (what ``detect.scoring.LogOddsScorer.load`` reads) with what it
+4. choose the operating point (the prior) on dev by one rule (``choose_prior``), shared by
+   the two models with sign-up metadata (the file's ``prior``) and, separately, by the two
+   without it (each model's ``prior``): a model with and without prompt text scores the
+   same accounts, so they share a point; sign-up metadata is there for a whole log or not;
+5. write ``combiner.json`` (what ``detect.scoring.LogOddsScorer.load`` reads) with what it
    was fitted on and its cross-validated figures.
 
 Needs the ``bench`` extra (SciPy).
@@ -20,7 +26,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +46,8 @@ from distillwatch.policy import Policy, load_policy
 from distillwatch.records import Exchange
 from distillwatch.signals import create_signals
 
+KINDS = ("full", "metadata", "full-noaccounts", "metadata-noaccounts")
+"""The evidence sets a model is fitted for: prompt text or not × accounts file or not."""
 SNAPSHOTS = frozenset(10 * 2**k for k in range(12))
 """Exchange counts at which an account's evidence is recorded (10, 20, 40, …)."""
 L2_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -308,6 +316,11 @@ class CalibrateConfig:
 class DevLog:
     """One scenario's dev traffic: its log (as a re-openable source), accounts and labels."""
 
+    @staticmethod
+    def kind(name: str) -> tuple[bool, bool]:
+        """(metadata only, without accounts) of an evidence set in ``KINDS``."""
+        return name.startswith("metadata"), name.endswith("-noaccounts")
+
     name: str
     log: Callable[[], Iterable[list[Exchange]]]
     accounts: dict[str, Any]
@@ -318,6 +331,10 @@ class DevLog:
     def source(self, metadata_only: bool) -> Callable[[], Iterable[list[Exchange]]]:
         log = self.log
         return (lambda: _strip(log())) if metadata_only else log
+
+    def accounts_for(self, kind: str) -> dict[str, Any]:
+        """The accounts table the ``kind`` replay sees (none for ``-noaccounts``)."""
+        return {} if self.kind(kind)[1] else self.accounts
 
 
 def generate_dev(cfg: CalibrateConfig, say: Progress) -> list[DevLog]:
@@ -338,16 +355,17 @@ def generate_dev(cfg: CalibrateConfig, say: Progress) -> list[DevLog]:
 def collect(
     logs: Sequence[DevLog], say: Progress, campaigns: bool = True
 ) -> dict[str, list[Snapshots]]:
-    """Every dev log replayed with and without prompt text, evidence at snapshots."""
+    """Every dev log replayed for each evidence set of ``KINDS``, evidence at snapshots."""
     policy = load_policy()
-    snaps: dict[str, list[Snapshots]] = {"full": [], "metadata": []}
+    snaps: dict[str, list[Snapshots]] = {kind: [] for kind in KINDS}
     for dev in logs:
         for kind, snap in snaps.items():
             say(f"replaying {dev.name} ({kind})")
-            source = dev.source(metadata_only=kind == "metadata")
+            source = dev.source(metadata_only=DevLog.kind(kind)[0])
+            accounts = dev.accounts_for(kind)
             engine = replay(
                 source,
-                engine_factory(policy, dev.accounts, campaigns=campaigns, cls=SnapshotEngine),
+                engine_factory(policy, accounts, campaigns=campaigns, cls=SnapshotEngine),
             ).engine
             assert isinstance(engine, SnapshotEngine)
             snap.append(engine.finish())
@@ -355,16 +373,21 @@ def collect(
 
 
 def margins(
-    logs: Sequence[DevLog], scorer: LogOddsScorer, metadata_only: bool, campaigns: bool = True
+    logs: Sequence[DevLog], scorer: LogOddsScorer, kind: str, campaigns: bool = True
 ) -> list[dict[str, float]]:
-    """Per dev log, every account's largest decision margin under ``scorer`` (prior ½)."""
+    """Per dev log, every account's largest decision margin under ``scorer`` (prior ½) on
+    the ``kind`` evidence set."""
     policy = load_policy()
     out = []
     for dev in logs:
         engine = replay(
-            dev.source(metadata_only),
+            dev.source(DevLog.kind(kind)[0]),
             engine_factory(
-                policy, dev.accounts, campaigns=campaigns, cls=MarginEngine, scorer=scorer
+                policy,
+                dev.accounts_for(kind),
+                campaigns=campaigns,
+                cls=MarginEngine,
+                scorer=scorer,
             ),
         ).engine
         assert isinstance(engine, MarginEngine)
@@ -372,7 +395,7 @@ def margins(
     return out
 
 
-def choose_prior(curves: dict[str, list[dict[str, float]]], max_fpr: float) -> float:
+def choose_prior(curves: Mapping[str, list[dict[str, float]]], max_fpr: float) -> float:
     """The largest prior on the grid at which every model's dev FPR is within ``max_fpr`` there
     *and* at the next prior of the grid: one step of margin, so the operating point never sits
     at the edge of what dev data allows (the grid's last prior is never chosen).
@@ -382,9 +405,11 @@ def choose_prior(curves: dict[str, list[dict[str, float]]], max_fpr: float) -> f
     0.01
     """
     within = [
-        all(c[i]["fpr"] <= max_fpr for c in curves.values()) for i in range(len(curves["full"]))
+        all(c[i]["fpr"] <= max_fpr for c in curves.values())
+        for i in range(len(next(iter(curves.values()))))
     ]
-    ok = [curves["full"][i]["prior"] for i in range(len(within) - 1) if within[i] and within[i + 1]]
+    first = next(iter(curves.values()))
+    ok = [first[i]["prior"] for i in range(len(within) - 1) if within[i] and within[i + 1]]
     return max(ok) if ok else PRIOR_GRID[0]
 
 
@@ -397,18 +422,21 @@ def calibrate(cfg: CalibrateConfig, say: Progress = lambda _: None) -> dict[str,
     snaps = collect(logs, say, cfg.campaigns)
     labels = [dev.labels for dev in logs]
     text_signals = frozenset(s.id for s in create_signals() if s.needs_text)
+    account_signals = frozenset(s.id for s in create_signals() if s.family == "signup")
     say("fitting")
     cohorts = [dev.cohorts for dev in logs]
     designs = {name: design(s, labels, cohorts) for name, s in snaps.items()}
     for name, d in designs.items():  # kept for refits (bench/ablation.py)
         d.save(cfg.out / f"design-{name}.npz")
     models = {
-        name: fit_model(d, text_signals, metadata=name == "metadata") for name, d in designs.items()
+        name: fit_model(d, text_signals, metadata=DevLog.kind(name)[0])
+        for name, d in designs.items()
     }
     doc: dict[str, Any] = {
         "format": 1,
         "prior": 0.5,
         "text_signals": sorted(text_signals),
+        "account_signals": sorted(account_signals),
         "signal_versions": {s.id: s.version for s in create_signals()},
         "models": models,
     }
@@ -417,10 +445,15 @@ def calibrate(cfg: CalibrateConfig, say: Progress = lambda _: None) -> dict[str,
     curves = {}
     for name in models:
         say(f"operating curve on dev ({name})")
-        curves[name] = operating_curve(
-            margins(logs, even, name == "metadata", cfg.campaigns), labels
-        )
-    doc["prior"] = cfg.prior if cfg.prior is not None else choose_prior(curves, cfg.max_fpr)
+        curves[name] = operating_curve(margins(logs, even, name, cfg.campaigns), labels)
+    if cfg.prior is not None:
+        doc["prior"] = cfg.prior
+    else:  # one operating point per pair: with the accounts file, and without it
+        for pair in (KINDS[:2], KINDS[2:]):
+            chosen = choose_prior({k: curves[k] for k in pair}, cfg.max_fpr)
+            for name in pair:
+                models[name]["prior"] = chosen
+        doc["prior"] = models["full"]["prior"]
     doc["operating_curve_dev"] = curves
     doc["fitted_on"] = {
         "split": "dev",
@@ -431,7 +464,7 @@ def calibrate(cfg: CalibrateConfig, say: Progress = lambda _: None) -> dict[str,
         "snapshots": sorted(SNAPSHOTS),
         "prior_rule": "given"
         if cfg.prior is not None
-        else f"largest with dev FPR <= {cfg.max_fpr}",
+        else f"per pair: largest with dev FPR <= {cfg.max_fpr} there and one step beyond",
         "date": datetime.now(UTC).date().isoformat(),
         "python": platform.python_version(),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -446,13 +479,13 @@ def _write(path: Path, doc: dict[str, Any]) -> None:
     LogOddsScorer.load(path)  # what was written must load
 
 
-def describe(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(signal, full weight, metadata weight) rows, heaviest first, for the CLI's table."""
-    full = doc["models"]["full"]["weights"]
-    meta = doc["models"]["metadata"]["weights"]
-    names = sorted(set(full) | set(meta), key=lambda k: -max(full.get(k, 0), meta.get(k, 0)))
+def describe(doc: dict[str, Any]) -> list[tuple[str, ...]]:
+    """(signal, weight in each model of ``KINDS`` present) rows, heaviest first, for the
+    CLI's table."""
+    ws = [doc["models"][k]["weights"] for k in KINDS if k in doc["models"]]
+    names = sorted({k for w in ws for k in w}, key=lambda k: -max(w.get(k, 0) for w in ws))
 
     def fmt(x: float | None) -> str:
         return "—" if x is None else f"{x:.3f}"
 
-    return [(k, fmt(full.get(k)), fmt(meta.get(k))) for k in names]
+    return [(k, *(fmt(w.get(k)) for w in ws)) for k in names]

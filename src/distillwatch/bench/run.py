@@ -3,8 +3,9 @@
 1. generate the scenario's traffic from the ``test`` split of the data (held-out sources and
    the test half of every other source), and calibration traffic from the ``dev`` split;
 2. replay the test log causally through distillwatch (``detect.replay``, the code ``scan``
-   runs), again with prompt text removed (metadata-only), and through each baseline, which
-   calibrates on the dev log's legitimate accounts only;
+   runs), again with prompt text removed (metadata-only), again without the accounts file
+   (no-accounts: the spec makes it optional), and through each baseline, which calibrates on
+   the dev log's legitimate accounts only;
 3. score every system's verdicts against the labels with the same code (``metrics``) and
    write ``metrics.json``, ``report.md`` and ``report.html``.
 """
@@ -36,7 +37,14 @@ from distillwatch.log import read_accounts, read_exchanges, read_labels
 from distillwatch.policy import Policy, load_policy
 from distillwatch.records import Exchange, Verdict
 
-SYSTEMS = ("distillwatch", "distillwatch-metadata-only", "rate-limit", "prada", "mmd")
+SYSTEMS = (
+    "distillwatch",
+    "distillwatch-metadata-only",
+    "distillwatch-no-accounts",
+    "rate-limit",
+    "prada",
+    "mmd",
+)
 Progress = Callable[[str], None]
 
 
@@ -156,6 +164,8 @@ def run_bench(cfg: BenchConfig, say: Progress = lambda _: None) -> BenchResult:
             verdicts[system], _ = _distillwatch(
                 lambda: _strip(log()), policy, accounts, cfg.campaigns
             )
+        elif system == "distillwatch-no-accounts":  # no sign-up metadata, no tiers
+            verdicts[system], _ = _distillwatch(log, policy, {}, cfg.campaigns)
         else:
             if dev is None:
                 dev_seed = cfg.seed + 1_000_003  # other accounts, other draws

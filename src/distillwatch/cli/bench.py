@@ -44,9 +44,9 @@ def detect(
         str,
         typer.Option(
             help="Comma-separated systems to compare: distillwatch, distillwatch-metadata-only, "
-            "rate-limit, prada, mmd."
+            "distillwatch-no-accounts (no accounts file), rate-limit, prada, mmd."
         ),
-    ] = "distillwatch,distillwatch-metadata-only,rate-limit,prada,mmd",
+    ] = "distillwatch,distillwatch-metadata-only,distillwatch-no-accounts,rate-limit,prada,mmd",
     policy: Annotated[
         Path | None, typer.Option(help="Policy YAML for distillwatch (default: the shipped one).")
     ] = None,
@@ -119,8 +119,9 @@ def calibrate(
     ] = 0.0005,
 ) -> None:
     """Fit the score combiner (non-negative logistic weights per signal) on DEV-split traffic
-    only, with and without prompt text, and write it as JSON."""
-    from distillwatch.bench.calibrate import CalibrateConfig, describe
+    only, with and without prompt text, with and without the accounts file, and write it as
+    JSON."""
+    from distillwatch.bench.calibrate import KINDS, CalibrateConfig, describe
     from distillwatch.bench.calibrate import calibrate as run
 
     console = _console()
@@ -133,8 +134,9 @@ def calibrate(
     )  # fmt: skip
     doc = run(cfg, say=lambda msg: console.print(f"[dim]·[/] {msg}"))
     table = Table(title=f"combiner fitted on {', '.join(names)} (dev split, seed {seed})")
-    for col in ("signal", "weight (full)", "weight (metadata-only)"):
-        table.add_column(col, justify="left" if col == "signal" else "right")
+    table.add_column("signal")
+    for kind in (k for k in KINDS if k in doc["models"]):
+        table.add_column(f"weight ({kind})", justify="right")
     for row in describe(doc):
         table.add_row(*row)
     console.print(table)
@@ -143,4 +145,9 @@ def calibrate(
             f"{name}: {m['accounts']} accounts, {m['rows']} snapshots, L2 {m['l2']}, "
             f"cross-validated snapshot AUC {m['cv_auc_snapshots']}"
         )
-    console.print(f"prior {doc['prior']} ({doc['fitted_on']['prior_rule']}); written: {write}")
+    own = {k: m["prior"] for k, m in doc["models"].items() if "prior" in m}
+    console.print(
+        f"prior {doc['prior']} ({doc['fitted_on']['prior_rule']})"
+        + "".join(f"; {k}: {v}" for k, v in own.items())
+        + f"; written: {write}"
+    )

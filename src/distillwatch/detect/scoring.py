@@ -8,10 +8,14 @@ dev split (``distillwatch bench calibrate``; docs/scoring.md says how and why) a
 as ``combiner.json``; the intercept is set so that the score is the posterior probability
 of distillation when ``prior`` of active accounts distil.
 
-Two models live in the file: ``full`` for accounts whose prompt text is in the log, and
-``metadata`` for accounts without it (a metadata-only log): the text signals explain away
-some of what the metadata signals would otherwise carry, so each model is fitted on the
-evidence it will actually see.
+Up to four models live in the file, one per kind of evidence an account can have: ``full``
+for accounts whose prompt text is in the log, ``metadata`` for accounts without it (a
+metadata-only log), and ``full-noaccounts`` / ``metadata-noaccounts`` for accounts with no
+sign-up metadata (no accounts file, or the account is not in it — the accounts file is
+optional in the spec). Signals explain each other away (the sign-up signals carry much of
+what content signals would otherwise carry), so each model is fitted on the evidence it
+will actually see; a model missing from the file falls back to the one with accounts.
+Each model may carry its own operating point (``prior``), chosen on dev like the file's.
 """
 
 from __future__ import annotations
@@ -71,7 +75,10 @@ class LogOddsScorer:
         *,
         full: LinearModel | None = None,
         metadata: LinearModel | None = None,
+        full_noaccounts: LinearModel | None = None,
+        metadata_noaccounts: LinearModel | None = None,
         text_signals: frozenset[str] = frozenset(),
+        account_signals: frozenset[str] = frozenset(),
         source: str = "hand-set",
     ) -> None:
         if not 0.0 < prior < 1.0:
@@ -79,7 +86,12 @@ class LogOddsScorer:
         self.prior = prior
         self.full = full or LinearModel(logit(prior), dict(weights or {}))
         self.metadata = metadata or self.full
+        self.full_noaccounts = full_noaccounts or self.full
+        self.metadata_noaccounts = metadata_noaccounts or self.metadata
         self.text_signals = text_signals
+        self.account_signals = account_signals
+        """Signals computed from the accounts file (sign-up): none available → a
+        ``-noaccounts`` model."""
         self.source = source
 
     @property
@@ -87,13 +99,16 @@ class LogOddsScorer:
         return self.full.weights
 
     def model_for(self, values: Sequence[SignalValue]) -> LinearModel:
-        """``full`` when any text signal could be computed, else ``metadata``."""
-        if self.metadata is self.full:
-            return self.full
+        """``full`` when any text signal could be computed, else ``metadata``; their
+        ``-noaccounts`` twin when no sign-up signal could be."""
+        text = accounts = False
         for v in values:
-            if v.available and v.signal_id in self.text_signals:
-                return self.full
-        return self.metadata
+            if v.available:
+                text = text or v.signal_id in self.text_signals
+                accounts = accounts or v.signal_id in self.account_signals
+        if accounts or not self.account_signals:
+            return self.full if text else self.metadata
+        return self.full_noaccounts if text else self.metadata_noaccounts
 
     def score(self, values: Sequence[SignalValue]) -> float:
         z = self.model_for(values).z(values)
@@ -116,9 +131,14 @@ class LogOddsScorer:
         try:
             doc: dict[str, Any] = msgspec.json.decode(path.read_bytes())
             p = float(prior if prior is not None else doc["prior"])
+
+            def at(m: dict[str, Any]) -> float:
+                """The model's own operating point unless ``prior`` overrides every one."""
+                return p if prior is not None else float(m.get("prior", p))
+
             models = {
                 name: LinearModel(
-                    intercept=float(m["intercept"]) + logit(p) - float(m["fitted_prior_logit"]),
+                    intercept=float(m["intercept"]) + logit(at(m)) - float(m["fitted_prior_logit"]),
                     weights={k: float(w) for k, w in m["weights"].items()},
                     default_weight=float(m.get("default_weight", 0.0)),
                 )
@@ -133,7 +153,10 @@ class LogOddsScorer:
             p,
             full=full,
             metadata=models.get("metadata"),
+            full_noaccounts=models.get("full-noaccounts"),
+            metadata_noaccounts=models.get("metadata-noaccounts"),
             text_signals=frozenset(doc.get("text_signals", ())),
+            account_signals=frozenset(doc.get("account_signals", ())),
             source=path.name,
         )
 

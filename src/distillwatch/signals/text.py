@@ -19,10 +19,16 @@ def _content_text(content: Any) -> str | None:
 
 
 def last_user_text(request: dict[str, Any] | None) -> str | None:
-    """The newest user turn of a chat request, or a completions ``prompt``; None without text.
+    """The newest user turn of a chat request (or a Responses API ``input``), or a
+    completions ``prompt``; None without text.
 
     >>> last_user_text({"messages": [{"role": "user", "content": "Hi"}]})
     'Hi'
+    >>> last_user_text({"input": [{"role": "user", "content": [
+    ...     {"type": "input_text", "text": "Solve x"}]}]})
+    'Solve x'
+    >>> last_user_text({"input": "Hello"})
+    'Hello'
     >>> last_user_text(None) is None
     True
     """
@@ -30,6 +36,10 @@ def last_user_text(request: dict[str, Any] | None) -> str | None:
         return None
     messages = request.get("messages")
     text: str | None = None
+    if messages is None and "input" in request:  # the Responses API: a string or items
+        messages = request["input"]
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
     if isinstance(messages, list):
         for m in reversed(messages):
             if isinstance(m, dict) and m.get("role") == "user":
