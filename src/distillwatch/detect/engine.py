@@ -118,7 +118,9 @@ class Engine:
         dense: int = DENSE_EXCHANGES,
     ) -> None:
         self.signals = list(signals)
-        self._updates = [sig.update for sig in self.signals]  # bound once: the hot loop
+        # bound once: the hot loop (``observe``) and every re-score (``score``)
+        self._updates = [sig.update for sig in self.signals]
+        self._evaluates = [sig.evaluate for sig in self.signals]
         if linker is None:
             self.linkers: list[Linker] = []
         elif isinstance(linker, Sequence):
@@ -166,28 +168,35 @@ class Engine:
         t = exchange.ts.timestamp()
         self.observed += 1
         self.last_t = t
-        st = self.state(exchange.account_id)
+        st = self.states.get(exchange.account_id)
+        if st is None:
+            st = self.state(exchange.account_id)
         st.exchanges += 1
-        if exchange.served:
+        status = exchange.status  # ``exchange.served``, inlined: the hot loop
+        if status is None or 200 <= status < 300:
             st.served += 1
         for update, s in zip(self._updates, st.signal_states, strict=True):
             update(s, exchange, t)
-        for linker in self.linkers:
-            linker.observe(exchange, t)
+        linkers = self.linkers
+        if linkers:
+            for linker in linkers:
+                linker.observe(exchange, t)
         decision = st.decision
         if decision is None or st.exchanges >= st.due:
             decision = self.decide(st, t)
             st.decision = decision
-            st.due = st.exchanges + self.cadence(st.exchanges)
-            if decision.action.enforces and st.first_action_t is None:
+            n = st.exchanges
+            st.due = n + self.cadence(n)
+            action = decision.action
+            if st.first_action_t is None and action.enforces:
                 st.first_action_t = t
                 st.first_action_ts = exchange.ts
                 st.served_before_action = st.served
-            if self.linkers and decision.action.rank > st.reported:
-                st.reported = decision.action.rank  # monitor, then the first enforcement
-                if decision.action is Action.MONITOR or decision.action.enforces:
-                    for linker in self.linkers:
-                        linker.acted(st.account_id, decision.action, t)
+            if linkers and action.rank > st.reported:
+                st.reported = action.rank  # monitor, then the first enforcement
+                if action is Action.MONITOR or action.enforces:
+                    for linker in linkers:
+                        linker.acted(st.account_id, action, t)
         return decision
 
     def cadence(self, exchanges: int) -> int:
@@ -213,20 +222,30 @@ class Engine:
         for exchange in batch:
             self.observe(exchange)
 
-    def score(self, st: AccountState, now: float) -> Score:
-        ctx = EvalContext(now=now, account=st.account, tier=st.tier, exchanges=st.exchanges)
-        values = tuple(
-            sig.evaluate(s, ctx) for sig, s in zip(self.signals, st.signal_states, strict=True)
-        )
+    def _values(self, st: AccountState, now: float, explain: bool) -> list[SignalValue]:
+        """Every signal's value for the account at ``now``, then the linkers' evidence."""
+        ctx = EvalContext(now, st.account, st.tier, st.exchanges, explain)
+        values = [
+            evaluate(s, ctx) for evaluate, s in zip(self._evaluates, st.signal_states, strict=True)
+        ]
         for linker in self.linkers:
             linked = linker.evidence(st.account_id, now)
             if linked is not None:
-                values = (*values, linked)
-        return Score(account_id=st.account_id, score=self.scorer.score(values), signals=values)
+                values.append(linked)
+        return values
+
+    def score(self, st: AccountState, now: float) -> Score:
+        signals = tuple(self._values(st, now, True))
+        return Score(account_id=st.account_id, score=self.scorer.score(signals), signals=signals)
+
+    def rescore(self, st: AccountState, now: float) -> float:
+        """``score(st, now).score``, without the explanations a re-score never shows
+        (``EvalContext.explain``): what every decision point costs."""
+        return self.scorer.score(self._values(st, now, False))
 
     def decide(self, st: AccountState, now: float) -> Decision:
         """The policy's action for the account at ``now``, from what was observed before."""
-        score = self.score(st, now).score
+        score = self.rescore(st, now)
         action, rule = self._policy_decide(st, score)
         st.action, st.rule = action, rule
         return Decision(

@@ -24,6 +24,10 @@ class EvalContext:
     account: Account | None
     tier: str
     exchanges: int
+    explain: bool = True
+    """False when only ``available`` and ``evidence`` will be read (the engine's re-scores,
+    whose values are never shown): a signal may then leave ``explanation`` empty. Nothing
+    else may differ, side effects (population refreshes, memos) included."""
 
 
 @runtime_checkable
@@ -182,7 +186,9 @@ class PopulationTail(PopulationShare):
 
         Returns its bin now, for the caller's state: ``state.bin = pop.place(state.bin, x)``.
         """
-        b = self.bin_of(share)
+        b = int(share * self.BINS)  # ``bin_of``, inlined: every update of seven signals
+        if b >= self.BINS:
+            b = self.BINS - 1
         if b != old:
             self.move_bin(old, b)
         return b

@@ -105,6 +105,7 @@ class ReasoningShare:
         self.population = PopulationTail(prior=prior_share)
         self.prior_weight = prior_weight
         self.max_evidence = max_evidence
+        self.no_text = unavailable(self, "no prompt text in the log")
 
     def new_state(self) -> _ShareState:
         return _ShareState()
@@ -128,7 +129,7 @@ class ReasoningShare:
 
     def evaluate(self, state: _ShareState, ctx: EvalContext) -> SignalValue:
         if state.n == 0:
-            return unavailable(self, "no prompt text in the log")
+            return self.no_text
         typical = max(self.population.typical(), 0.005)
         w = self.prior_weight
         shrunk = (state.hits + w * typical) / (state.n + w)
@@ -142,5 +143,7 @@ class ReasoningShare:
             explanation=(
                 f"{share:.0%} of {state.n} sampled prompts demand step-by-step reasoning; "
                 f"typical accounts: {typical:.0%}"
-            ).replace("%", " %"),
+            ).replace("%", " %")
+            if ctx.explain
+            else "",
         )

@@ -152,6 +152,7 @@ class ExtractionIntent:
         self.prior_weight = prior_weight
         self.max_evidence = max_evidence
         self.min_typical = min_typical
+        self.no_text = unavailable(self, "no prompt text in the log")
 
     def new_state(self) -> _IntentState:
         return _IntentState()
@@ -180,7 +181,7 @@ class ExtractionIntent:
 
     def evaluate(self, state: _IntentState, ctx: EvalContext) -> SignalValue:
         if state.sampled == 0:
-            return unavailable(self, "no prompt text in the log")
+            return self.no_text
         typical = max(self.population.typical(), self.min_typical)
         key = (state.sampled, typical)
         if state.memo is not None and state.memo_key == key:

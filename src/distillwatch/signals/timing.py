@@ -54,6 +54,9 @@ class InterArrivalRegularity:
         self.min_gaps = min_gaps
         self.regular_below = regular_below
         self.max_evidence = max_evidence
+        self._too_few_gaps = [
+            unavailable(self, f"{n} in-session gaps, needs {min_gaps}") for n in range(min_gaps)
+        ]
 
     def new_state(self) -> _GapState:
         return _GapState()
@@ -73,23 +76,25 @@ class InterArrivalRegularity:
 
     def evaluate(self, state: _GapState, ctx: EvalContext) -> SignalValue:
         if state.n < self.min_gaps:
-            return unavailable(self, f"{state.n} in-session gaps, needs {self.min_gaps}")
+            return self._too_few_gaps[state.n]
         sigma = math.sqrt(state.m2 / (state.n - 1))
         # Linear from +max at σ=0 to 0 at the threshold, mildly negative for human-like spread.
         evidence = clip(
             self.max_evidence * (1.0 - sigma / self.regular_below), -0.5, self.max_evidence
         )
-        typical = math.exp(state.mean)
+        text = ""
+        if ctx.explain:
+            text = (
+                f"gaps between requests vary by a factor of {math.exp(sigma):.2f} "
+                f"(σ of log-gap {sigma:.2f}, typical gap {math.exp(state.mean):.1f} s); "
+                f"people vary by 3× or more"
+            )
         return SignalValue(
             signal_id=self.id,
             version=self.version,
             value=round(sigma, 3),
             evidence=evidence,
-            explanation=(
-                f"gaps between requests vary by a factor of {math.exp(sigma):.2f} "
-                f"(σ of log-gap {sigma:.2f}, typical gap {typical:.1f} s); "
-                f"people vary by 3× or more"
-            ),
+            explanation=text,
         )
 
 

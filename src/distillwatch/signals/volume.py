@@ -72,14 +72,17 @@ class TierRate:
         budget = self.budgets.get(ctx.tier, DEFAULT_DAILY_VOLUME)
         ratio = level / budget
         evidence = clip(math.log(max(ratio, 1e-9)), -1.0, self.max_evidence)
-        tier = ctx.tier if ctx.tier in self.budgets else "default"
+        text = ""
+        if ctx.explain:
+            tier = ctx.tier if ctx.tier in self.budgets else "default"
+            text = (
+                f"{level:,.0f} exchanges in the last day, {ratio:.1f}× the {tier} "
+                f"tier’s heavy use ({budget:,.0f})"
+            )
         return SignalValue(
             signal_id=self.id,
             version=self.version,
             value=round(level, 1),
             evidence=evidence,
-            explanation=(
-                f"{level:,.0f} exchanges in the last day, {ratio:.1f}× the {tier} "
-                f"tier’s heavy use ({budget:,.0f})"
-            ),
+            explanation=text,
         )
