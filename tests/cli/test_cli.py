@@ -46,6 +46,17 @@ def test_scan_writes_a_verdict_per_account(tmp_path: Path) -> None:
     verdicts = read_verdicts(out)
     assert sorted(v.account_id for v in verdicts) == [f"acct-{i}" for i in range(6)]
     assert "300 exchanges from 6 accounts" in result.output
+    assert "no accounts file" in result.output  # says what it could not compute
+
+
+def test_scan_with_accounts_does_not_warn_about_them(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.jsonl"
+    accounts.write_text('{"account_id": "acct-0", "tier": "free"}\n')
+    out = tmp_path / "v.jsonl"
+    args = ["scan", str(_log(tmp_path)), "--accounts", str(accounts), "-o", str(out), "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "no accounts file" not in result.output
 
 
 @pytest.mark.parametrize("name", ["verdicts.parquet", "verdicts.jsonl.gz"])

@@ -261,6 +261,12 @@ def scan(
         f"{result.exchanges:,} exchanges from {len(result.verdicts):,} accounts in "
         f"{result.seconds:.1f} s ({rate:,.0f} exchanges/s) → {out}"
     )
+    if accounts is None and store is None:
+        console.print(
+            "no accounts file: sign-up signals (age, verification, shared cards, bursts) could "
+            "not be computed; accounts were scored by the models fitted without them "
+            "(pass --accounts for more power)"
+        )
     if isinstance(result, ReplayResult) and result.sorted_externally:
         console.print(
             "the log was out of time order beyond the reorder window: "
