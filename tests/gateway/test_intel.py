@@ -29,6 +29,7 @@ from distillwatch.share.match import CEILING_RULE, SIGNAL_ID
 from tests.gateway.conftest import GatewayFactory, Running, Upstream
 from tests.gateway.http import request
 from tests.share.intel_world import (
+    ATTACKER,
     RECEIVER,
     X_CARD,
     Y_CARD,
@@ -40,19 +41,21 @@ from tests.share.taxii_world import INTEL, PASSWORDS, SIGHTINGS, dead_url, taxii
 from tests.share.test_scan_intel import revoking
 
 ADMIN = "admin-token-0123456789"
-KEYS = {f"sk-test-{a}-000001": a for a in RECEIVER}
+KEYS = {f"sk-test-{a}-000001": a for a in (*RECEIVER, ATTACKER)}
 KEY_OF = {a: k for k, a in KEYS.items()}
 
 
 class World:
     """Intel files, an inbox folder the gateway watches, the receiver's log and accounts."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, attacker: bool = False) -> None:
         self.tmp = tmp
         self.files: IntelFiles = intel_files(tmp / "intel")
         self.inbox = tmp / "inbox"
         self.inbox.mkdir()
-        self.log, self.accounts, self.exchanges = receiver_log(tmp / "r", self.files.now)
+        self.log, self.accounts, self.exchanges = receiver_log(
+            tmp / "r", self.files.now, attacker=attacker
+        )
         self.keys = tmp / "intel-keys.json"
         self.keys.write_text(json.dumps(KEYS), encoding="utf-8")
         self.feeds: list[BundleFolder] = []
@@ -237,6 +240,56 @@ def test_live_and_scan_decide_the_same(
         assert got["evidence"]["signals"] == want["evidence"]["signals"], account
         assert got["evidence"]["policy"] == want["evidence"]["policy"], account
         assert _ts(got["first_action_ts"]) == _ts(want["first_action_ts"]), account
+
+
+def test_a_received_rule_matches_live_and_is_sighted_back(
+    tmp_path: Path, start_gateway: GatewayFactory
+) -> None:
+    """A behaviour rule is matched on the live engine's signal values, under the ceiling,
+    decided as ``scan --intel`` decides it, and its match goes back as a sighting."""
+    world = World(tmp_path, attacker=True)
+    stix = world.files.with_rule(world.files.a_bundle())
+    (rule_id,) = world.files.rule_ids(stix)
+    a = world.drop("member-a", stix, "a.json")
+    outbox = tmp_path / "outbox"
+    gw = world.start(
+        start_gateway,
+        member="member-b",
+        key=str(world.files.key_file("member-b")),
+        sightings_dir=str(outbox),
+    )
+    sent = [e for e in world.exchanges if e.account_id in (ATTACKER, "legit-1")]
+    assert {send(gw, e) for e in sent} == {200}  # monitor only: served
+    live = {a: v["verdict"] for a, v in drained(gw, (ATTACKER, "legit-1")).items()}
+    z = live[ATTACKER]
+    assert z["evidence"]["signals"][SIGNAL_ID] == 1.0
+    assert z["reasons"][0] == (
+        "matches 1 behaviour rule from member-a (confidence 50); uncorroborated: monitor only"
+    )
+    assert z["action"] == "monitor" and z["evidence"]["policy"]["rule"] == CEILING_RULE
+    assert SIGNAL_ID not in live["legit-1"]["evidence"]["signals"]
+
+    assert call(gw, "report-sightings") is True
+    (report,) = outbox.glob("sightings-*.json")
+    objs = json.loads(report.read_text())["bundle"]["objects"]
+    assert [(o["sighting_of_ref"], o["count"]) for o in objs] == [(rule_id, 1)]
+
+    log = tmp_path / "gateway.jsonl"
+    log.write_text("".join(p.read_text() for p in sorted(gw.log_dir.glob("exchanges-*.jsonl"))))
+    out = tmp_path / "scan.jsonl"
+    r = CliRunner().invoke(
+        cli,
+        ["scan", str(log), "--accounts", str(world.accounts), "-o", str(out), "-q",
+         "--intel", str(a), "--members", str(world.files.members),
+         "--group-secret", str(world.files.secret)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    replayed = {v["account_id"]: v for v in map(json.loads, out.read_text().splitlines())}
+    for account in (ATTACKER, "legit-1"):
+        got, want = live[account], replayed[account]
+        for key in ("action", "score", "campaign_id", "reasons"):
+            assert got[key] == want[key], (account, key)
+        assert got["evidence"]["signals"] == want["evidence"]["signals"], account
 
 
 def _ts(text: str | None) -> datetime | None:

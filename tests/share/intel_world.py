@@ -5,11 +5,18 @@ member-a also acted on an account paying with ``Y_CARD``. At the
 receiver, ``x-corr`` pays with ``X_CARD`` (two members agree: corroborated) and ``y-solo``
 with ``Y_CARD`` (one member: uncorroborated); the ``legit-*`` accounts match nothing. Times
 are relative to the wall clock, which ``scan --intel`` and the gateway verify against.
+
+Behaviour rules: ``with_rule`` adds a ``RULE`` indicator to a bundle; with ``attacker=True``
+the receiver's log also holds ``ATTACKER``, which sends each request from another network
+(address churn near 1, every other account's is 0.03) and pays with no published card: only
+the rule can match it.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from distillwatch.attribute.campaigns import Campaign
+from distillwatch.clock import format_rfc3339
 from distillwatch.records import Account, Exchange
 from distillwatch.share.collect import Collector
 from distillwatch.share.export import ExportConfig, build_bundle
@@ -29,6 +37,13 @@ X_CARD = "pm_intel_xcorr_1111"
 Y_CARD = "pm_intel_ysolo_2222"
 RECEIVER = ("x-corr", "y-solo", "legit-1", "legit-2")
 EXCHANGES = 30
+ATTACKER = "z-rule"
+RULE_MIN_EXCHANGES = 10
+RULE = (
+    f"behaviour-rule v=1 group={GROUP} min_exchanges={RULE_MIN_EXCHANGES} "
+    "all=network.address_churn@1>=0.8,structure.single_turn@1>=0.9"
+)
+"""A rotating-proxy operator's behaviour: ``ATTACKER`` satisfies it, no other account does."""
 
 
 def wall_now() -> datetime:
@@ -124,6 +139,39 @@ class IntelFiles:
         cards = {"pc-x1": X_CARD, "pc-x2": X_CARD}
         return bundle("member-c", cards, self.now, campaign=("pc-x1", "pc-x2"))
 
+    def with_rule(
+        self,
+        stix: dict[str, Any],
+        *,
+        pattern: str = RULE,
+        confidence: int = 100,
+        valid_until: datetime | None = None,
+    ) -> dict[str, Any]:
+        """A copy of ``stix`` (a new bundle id) with a behaviour-rule indicator added, shaped
+        as its publisher's other indicators and indicating the same target as the first."""
+        out = copy.deepcopy(stix)
+        out["id"] = f"bundle--{uuid.uuid4()}"
+        objects = out["objects"]
+        first = next(o for o in objects if o["type"] == "indicator")
+        rule = {
+            **copy.deepcopy(first),
+            "id": f"indicator--{uuid.uuid5(uuid.NAMESPACE_URL, pattern + first['id'])}",
+            "name": "behaviour rule",
+            "pattern": pattern,
+            "confidence": confidence,
+            "valid_until": format_rfc3339(valid_until or self.now + timedelta(days=30)),
+        }
+        (rel,) = [
+            o for o in objects if o["type"] == "relationship" and o["source_ref"] == first["id"]
+        ]
+        link = {**rel, "id": f"relationship--{uuid.uuid4()}", "source_ref": rule["id"]}
+        objects += [rule, link]
+        return out
+
+    @staticmethod
+    def rule_ids(stix: dict[str, Any]) -> list[str]:
+        return [o["id"] for o in stix["objects"] if "behaviour-rule" in o.get("pattern", "")]
+
     def key_file(self, member: str) -> Path:
         path = self.folder / f"{member}.key"
         path.write_bytes(private_pem(self.keys[member]))
@@ -157,16 +205,19 @@ def intel_files(folder: Path, **policy: object) -> IntelFiles:
     return IntelFiles(folder, keys, members, secret, wall_now())
 
 
-def receiver_log(folder: Path, now: datetime) -> tuple[Path, Path, list[Exchange]]:
+def receiver_log(
+    folder: Path, now: datetime, *, attacker: bool = False
+) -> tuple[Path, Path, list[Exchange]]:
     """The receiver's log (``EXCHANGES`` per account, interleaved, ending before ``now``) and
-    accounts file."""
+    accounts file; ``attacker``: ``ATTACKER`` too, each request from another /24."""
     folder.mkdir(parents=True, exist_ok=True)
     t0 = now - timedelta(hours=2)
     cards = {"x-corr": X_CARD, "y-solo": Y_CARD}
+    names = (*RECEIVER, ATTACKER) if attacker else RECEIVER
     exchanges = sorted(
         (
-            _ex("r", a, i, t0, f"198.51.100.{10 + n}")
-            for n, a in enumerate(RECEIVER)
+            _ex("r", a, i, t0, f"100.64.{i}.9" if a == ATTACKER else f"198.51.100.{10 + n}")
+            for n, a in enumerate(names)
             for i in range(EXCHANGES)
         ),
         key=lambda e: (e.ts, e.id),
@@ -193,7 +244,7 @@ def receiver_log(folder: Path, now: datetime) -> tuple[Path, Path, list[Exchange
             )
     accounts = folder / "accounts.jsonl"
     with accounts.open("w", encoding="utf-8") as f:
-        for a in RECEIVER:
+        for a in names:
             row: dict[str, Any] = {"account_id": a, "email_domain": f"{a}.example"}
             if a in cards:
                 row["payment_fingerprint"] = cards[a]

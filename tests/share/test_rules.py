@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
+import random
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from stix2validator import ValidationOptions, validate_string
 
 from distillwatch.records import Action, Evidence, PolicyRef, Verdict
+from distillwatch.share import index as index_module
 from distillwatch.share.collect import Collector
 from distillwatch.share.errors import IntelError
 from distillwatch.share.export import ExportConfig, build_bundle
 from distillwatch.share.match import IntelIndex, IntelMatcher
 from distillwatch.share.pattern import parse
-from distillwatch.share.rules import BehaviourRule
+from distillwatch.share.rules import BehaviourRule, Condition, RuleTable
 from distillwatch.share.trust import TrustPolicy
 from distillwatch.signals import create_signals
 from tests.share.test_export import assert_private
@@ -93,3 +97,72 @@ def test_rule_matches_at_the_receiver_only_at_the_same_signal_versions() -> None
 def test_bad_rules_are_rejected(pattern: str) -> None:
     with pytest.raises(IntelError):
         parse(pattern)
+
+
+def _rule_bundle(*patterns: str) -> dict[str, Any]:
+    """``bundle()`` with its rule indicator copied once per pattern (new ids)."""
+    b = bundle()
+    (rule,) = [o for o in b["objects"] if "behaviour-rule" in o.get("pattern", "")]
+    for i, pattern in enumerate(patterns):
+        b["objects"].append({**rule, "id": f"{rule['id'][:-4]}{i:04d}", "pattern": pattern})
+    return b
+
+
+def test_rules_we_cannot_evaluate_are_skipped_at_import_with_a_logged_reason(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "_SKIPS_LOGGED", set())  # (logged once per process)
+    burst, churn = VERSIONS["signup.burst"], VERSIONS["network.address_churn"]
+    head = f"behaviour-rule v=1 group={GROUP} min_exchanges=5 all="
+    patterns = {
+        f"signup.burst@{burst + 1}": "newer than ours",
+        f"signup.burst@{burst - 1}": "older than ours",
+        "signup.teleport@1": "a signal we do not run",
+    }
+    b = _rule_bundle(*(f"{head}{c}>=1,network.address_churn@{churn}>=0.5" for c in patterns))
+    index = IntelIndex(GROUP, SECRET)
+    with caplog.at_level(logging.WARNING, logger="distillwatch.share"):
+        index.add_bundle("member-a", b, now=NOW)
+    assert index.stats.skipped_rules == 3
+    assert len(index.rules) == 1  # the exported rule, at our versions
+    assert sorted(index.skipped.values()) == sorted(
+        [
+            f"reads signup.burst@{burst + 1}, newer than ours (v{burst})",
+            f"reads signup.burst@{burst - 1}, older than ours (v{burst})",
+            "reads signup.teleport, a signal we do not run",
+        ]
+    )
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    for iid, why in index.skipped.items():
+        assert f"intel rule {iid} from member-a skipped: {why}" in logged
+    assert not set(index.skipped) & set(index.refs)
+    # a receiver running a newer signal skips the exported rule instead, never crashing
+    newer = IntelIndex(GROUP, SECRET, signals={**VERSIONS, "signup.burst": burst + 1})
+    newer.add_bundle("member-a", b, now=NOW)
+    assert newer.stats.skipped_rules == 3
+    ((_, kept),) = newer.rules.values()
+    assert f"signup.burst@{burst + 1}>=1" in kept.render()
+
+
+def test_the_rule_table_finds_exactly_the_rules_that_match() -> None:
+    """The compiled table (first condition by bisection) agrees with ``BehaviourRule.matches``
+    on many random rules and accounts, bounds and both operators included."""
+    rng = random.Random(5)
+    layout = (("a.x", 1), ("b.y", 2), ("c.z", 1), ("d.w", 1))
+    versions = dict(layout)
+    rules = []
+    for i in range(300):
+        conds = []
+        for sid in rng.sample([s for s, _ in layout], rng.randint(2, 4)):
+            op = rng.choice([">=", "<="])
+            version = versions[sid] if rng.random() > 0.05 else versions[sid] + 1
+            conds.append(Condition(sid, version, op, float(rng.randint(0, 10))))
+        rules.append((i, BehaviourRule("g", rng.randint(0, 20), tuple(conds))))
+    table = RuleTable(rules, layout)
+    assert table.size == sum(1 for _, r in rules if r.unusable(versions) is None)
+    for _ in range(300):
+        values = {s: (None if rng.random() < 0.1 else float(rng.randint(0, 10))) for s, _ in layout}
+        n = rng.randint(0, 25)
+        got = table.match([SimpleNamespace(value=values[s]) for s, _ in layout], n)
+        want = [i for i, r in rules if r.matches(values, versions, n)]
+        assert sorted(got) == want

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from distillwatch.clock import to_datetime
 from distillwatch.detect.scoring import LogOddsScorer, default_scorer
@@ -64,6 +64,24 @@ class Linker(Protocol):
     def evidence(self, account_id: str, now: float) -> SignalValue | None: ...
 
     def campaign_of(self, account_id: str) -> str | None: ...
+
+
+class ValuesLinker(Linker, Protocol):
+    """A linker that also reads the account's own signal values (received behaviour rules:
+    ``distillwatch.share.match.IntelMatcher``). The method is optional: the engine looks for
+    it once, when the linker is added (``Engine(linker=…)`` or ``Engine.add_linker``), and at
+    every decision point calls it with every signal's value at ``now`` (in ``signals``'
+    order; read it during the call, do not keep it) before asking any linker for evidence —
+    the values never include a linker's evidence, so a linker cannot feed what it reads."""
+
+    def observe_values(
+        self, account_id: str, values: Sequence[SignalValue], exchanges: int, now: float
+    ) -> None: ...
+
+
+def reads_values(linker: Linker) -> TypeGuard[ValuesLinker]:
+    """Whether ``linker`` has the optional ``observe_values``."""
+    return callable(getattr(linker, "observe_values", None))
 
 
 class AccountState:
@@ -130,6 +148,8 @@ class Engine:
         self.linker = self.linkers[0] if self.linkers else None
         """The first linker (campaign attribution, by convention); ``linkers`` has them all:
         campaigns, received intel, … — each adds its own evidence to the score."""
+        self.value_linkers: list[ValuesLinker] = [x for x in self.linkers if reads_values(x)]
+        """The linkers told the signal values at each decision point (``ValuesLinker``)."""
         self.dense = dense
         self.policy = policy
         self.accounts = accounts or {}
@@ -141,6 +161,12 @@ class Engine:
         self.states: dict[str, AccountState] = {}
         self.observed = 0
         self.last_t: float | None = None
+
+    def add_linker(self, linker: Linker) -> None:
+        """Consult ``linker`` too, after those already there (``linker`` stays the first)."""
+        self.linkers.append(linker)
+        if reads_values(linker):
+            self.value_linkers.append(linker)
 
     def state(self, account_id: str) -> AccountState:
         st = self.states.get(account_id)
@@ -223,11 +249,15 @@ class Engine:
             self.observe(exchange)
 
     def _values(self, st: AccountState, now: float, explain: bool) -> list[SignalValue]:
-        """Every signal's value for the account at ``now``, then the linkers' evidence."""
+        """Every signal's value for the account at ``now``, then the linkers' evidence (a
+        ``ValuesLinker`` is shown the signal values first)."""
         ctx = EvalContext(now, st.account, st.tier, st.exchanges, explain)
         values = [
             evaluate(s, ctx) for evaluate, s in zip(self._evaluates, st.signal_states, strict=True)
         ]
+        if self.value_linkers:
+            for reader in self.value_linkers:
+                reader.observe_values(st.account_id, values, st.exchanges, now)
         for linker in self.linkers:
             linked = linker.evidence(st.account_id, now)
             if linked is not None:

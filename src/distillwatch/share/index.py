@@ -1,15 +1,18 @@
 """Received indicators → an O(1) index: keyed hashes by digest, sketches by LSH band, rules.
 
 ``IntelIndex`` holds the indicators of verified bundles: keyed hashes in one dict by digest
-(a look-up is one dict access), sketches by LSH band, behaviour rules in a list. Later
-versions of an indicator (``modified``) replace earlier ones, ``revoked`` ones are dropped and
-leave a tombstone, and expired ones (``valid_until``) are pruned as the index's time moves on.
-Only indicators of our sharing group are indexed.
+(a look-up is one dict access), sketches by LSH band, behaviour rules compiled into a
+``RuleTable`` per engine signal layout (``match_rules``). Later versions of an indicator
+(``modified``) replace earlier ones, ``revoked`` ones are dropped and leave a tombstone, and
+expired ones (``valid_until``) are pruned as the index's time moves on. Only indicators of our
+sharing group are indexed, and only rules over signals we run at the versions we run (others
+are skipped with a logged reason).
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,8 +22,10 @@ from typing import Any, Final
 from distillwatch.share.errors import IntelError
 from distillwatch.share.keys import GroupKeyer, Sketch, edge_text, normalise
 from distillwatch.share.pattern import PATTERN_TYPE, KeyedHash, ScaffoldSketch, parse
-from distillwatch.share.rules import BehaviourRule
+from distillwatch.share.rules import BehaviourRule, RuleTable, Valued, local_versions
 from distillwatch.share.sign import parse_ts
+
+log = logging.getLogger("distillwatch.share")
 
 DIGEST_CACHE: Final = 1 << 20
 """Raw values whose digests are kept (cleared when full: a bound, not an LRU)."""
@@ -47,13 +52,24 @@ class ImportStats:
     foreign_group: int = 0
     invalid: int = 0
     expired: int = 0
+    skipped_rules: int = 0
+    """Behaviour rules over a signal we do not run, or another version of one."""
+
+
+_SKIPS_LOGGED: set[tuple[str, str]] = set()
+"""(indicator id, reason) already logged: an index rebuilt from the same bundles (the
+gateway's feed, at each new bundle) does not log a skipped rule again."""
 
 
 class IntelIndex:
     """Every usable received indicator, ready for O(1) look-ups."""
 
-    def __init__(self, group: str, group_secret: bytes) -> None:
+    def __init__(
+        self, group: str, group_secret: bytes, signals: Mapping[str, int] | None = None
+    ) -> None:
         self.group = group
+        self.signals = local_versions() if signals is None else signals
+        """The signal versions we run (a rule reading another one is skipped)."""
         self._secret = group_secret
         self.keyers: dict[str, GroupKeyer] = {}
         self.refs: dict[str, IndicatorRef] = {}
@@ -62,6 +78,10 @@ class IntelIndex:
         self.revoked: dict[str, float] = {}
         """Tombstones: revoked indicator id → the revoking version's ``modified``."""
         self.rules: dict[str, tuple[IndicatorRef, BehaviourRule]] = {}
+        self.skipped: dict[str, str] = {}
+        """Rules not indexed: indicator id → why (a signal or version we do not run)."""
+        self._table: tuple[Sequence[tuple[str, int]], RuleTable[IndicatorRef]] | None = None
+        """The rules compiled for the last engine layout asked for (dropped on any change)."""
         self._where: dict[str, list[bytes]] = {}
         """Indicator id → the digest or band keys it is filed under (to replace or revoke)."""
         self.lengths: dict[tuple[str, str], set[int]] = {}
@@ -136,11 +156,21 @@ class IntelIndex:
             kind = form.kind
         else:
             kind = "scaffold" if isinstance(form, ScaffoldSketch) else "rule"
+        if isinstance(form, BehaviourRule):
+            why = form.unusable(self.signals)
+            if why is not None:
+                self.skipped[iid] = why
+                self.stats.skipped_rules += 1
+                if (iid, why) not in _SKIPS_LOGGED and len(_SKIPS_LOGGED) < 100_000:
+                    _SKIPS_LOGGED.add((iid, why))
+                    log.warning("intel rule %s from %s skipped: %s", iid, member, why)
+                return
         conf = max(0, min(100, confidence))
         ref = IndicatorRef(iid, member, kind, conf, modified, valid_until, campaign)
         self.refs[iid] = ref
         if isinstance(form, BehaviourRule):
             self.rules[iid] = (ref, form)
+            self._table = None
             self._where[iid] = []
         elif isinstance(form, KeyedHash):
             self.keyer(form.epoch)
@@ -162,7 +192,8 @@ class IntelIndex:
 
     def _remove(self, iid: str) -> None:
         self.refs.pop(iid, None)
-        self.rules.pop(iid, None)
+        if self.rules.pop(iid, None) is not None:
+            self._table = None
         for key in self._where.pop(iid, []):
             if key in self.by_digest:
                 refs = [r for r in self.by_digest[key] if r.indicator_id != iid]
@@ -252,6 +283,23 @@ class IntelIndex:
             if (ref.valid_until is None or ref.valid_until > now)
             and rule.matches(values, versions, exchanges)
         ]
+
+    def match_rules(
+        self,
+        layout: Sequence[tuple[str, int]],
+        values: Sequence[Valued],
+        exchanges: int,
+        now: float,
+    ) -> list[IndicatorRef]:
+        """Live behaviour rules satisfied by an account's signal values at ``now``, given in
+        an engine's order ``layout`` (signal id and version at each position; pass the same
+        object each time: the compiled rules are kept for it)."""
+        if now >= self._next_expiry:
+            self.expire(now)
+        table = self._table
+        if table is None or table[0] is not layout:
+            table = self._table = (layout, RuleTable(self.rules.values(), layout))
+        return table[1].match(values, exchanges)
 
 
 def _band_key(epoch: str, edge: str, chars: int, band: bytes) -> bytes:

@@ -2,9 +2,12 @@
 
 ``IntelMatcher`` is shaped like the engine's ``Linker``: it sees every exchange (addresses,
 networks, clients, sampled prompt edges) and every account's sign-up data (card, e-mail
-domain), behaviour rules are matched against an account's signal values (``observe_signals``),
-and ``evidence`` is a ``SignalValue`` (``intel.match``, weighed by the trust policy: "matches 3
-indicators from member-b (confidence 80)"). ``attach`` plugs a matcher into an engine — the one
+domain); behaviour rules are matched against an account's signal values at each of the
+engine's decision points (``observe_values``, the engine's ``ValuesLinker`` hook: the values
+as of that point, without any linker's evidence, so intel never feeds the values its rules
+read) or a finished scan's (``observe_signals``); and ``evidence`` is a ``SignalValue``
+(``intel.match``, weighed by the trust policy: "matches 3 indicators from member-b (confidence
+80)", a rule counted as an indicator). ``attach`` plugs a matcher into an engine — the one
 wiring for every driver — including the local signal that lets one member's match be acted
 on when our own detection agrees (``share.local``) and, with ``ceiling=True``, the ceiling: an
 action only intel pushed above ``monitor`` is held at ``monitor`` unless the match is
@@ -14,7 +17,7 @@ send back to each indicator's publisher. The index itself is ``distillwatch.shar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -56,6 +59,10 @@ class _Hits:
     n: int = 0
     generation: int = -1
     """The index generation the account's sign-up attributes were last matched against."""
+    rules: frozenset[str] = frozenset()
+    """Behaviour rules the account has matched (in ``refs``: they count as sightings)."""
+    unmet: frozenset[str] = frozenset()
+    """Those of ``rules`` its signal values did not satisfy at the last decision point."""
 
 
 class IntelMatcher:
@@ -83,6 +90,8 @@ class IntelMatcher:
         """Whether our own detection agrees about an account (``attach`` sets it)."""
         self._local: dict[str, bool] = {}
         """The local signal's answer at the account's last ``evidence``."""
+        self._layout: tuple[tuple[str, int], ...] = ()
+        """The engine's signal ids and versions, in the order of its values."""
 
     def attach(self, engine: Engine, *, ceiling: bool = False) -> None:
         """Plug into ``engine`` beside its other linkers: the evidence goes into its score,
@@ -93,7 +102,7 @@ class IntelMatcher:
         ``ceiling``: the engine's decisions and verdicts apply ``ceiling`` — an action that
         only an uncorroborated match lifts above ``monitor`` stays at ``monitor`` (rule
         ``intel.ceiling``); an action our own detection reaches without intel is kept."""
-        engine.linkers.append(self)
+        engine.add_linker(self)
         self.on_change = engine.touch
         if self.policy.local_min_score is not None:
             self.local = LocalSignal(engine, self, self.policy.local_min_score)
@@ -195,6 +204,21 @@ class IntelMatcher:
             if prompt:
                 self._add(h, idx.match_prompt(prompt, t), t, aid)
 
+    def observe_values(
+        self, account_id: str, values: Sequence[SignalValue], exchanges: int, now: float
+    ) -> None:
+        """At a decision point: the behaviour rules the account's signal values (every
+        signal's, in the engine's order, as of ``now``) satisfy. A rule matched for the first
+        time is a new match (``on_change``, sightings); one no longer satisfied stops counting
+        until it is again. Nothing to do without rules."""
+        index = self.index
+        if not index.rules:
+            return
+        layout = self._layout
+        if len(layout) != len(values):
+            layout = self._layout = tuple((v.signal_id, v.version) for v in values)
+        self._rules_now(account_id, index.match_rules(layout, values, exchanges, now), now)
+
     def observe_signals(
         self,
         account_id: str,
@@ -206,9 +230,23 @@ class IntelMatcher:
         """Match behaviour rules against an account's signal values (from a verdict)."""
         if not self.index.rules:
             return
-        refs = self.index.match_signals(values, versions, exchanges, t)
-        if refs:
-            self._add(self.hits.setdefault(account_id, _Hits()), refs, t, account_id)
+        self._rules_now(account_id, self.index.match_signals(values, versions, exchanges, t), t)
+
+    def _rules_now(self, account_id: str, refs: list[IndicatorRef], t: float) -> None:
+        """The rules the account satisfies at ``t`` are ``refs``."""
+        h = self.hits.get(account_id)
+        if h is None:
+            if not refs:
+                return
+            h = self.hits[account_id] = _Hits()
+        if not refs:
+            if h.rules:
+                h.unmet = h.rules
+            return
+        met = frozenset(r.indicator_id for r in refs)
+        h.rules |= met
+        h.unmet = h.rules - met
+        self._add(h, refs, t, account_id)
 
     def acted(self, account_id: str, action: Action, t: float) -> None:
         """Nothing to do: intel evidence does not depend on local actions."""
@@ -238,10 +276,13 @@ class IntelMatcher:
         if h is None:
             return []
         held = self.index.refs
+        unmet = h.unmet
         out = []
         for iid in h.refs:
             r = held.get(iid)
-            if r is not None and (r.valid_until is None or r.valid_until > now):
+            if r is None or (unmet and iid in unmet):
+                continue
+            if r.valid_until is None or r.valid_until > now:
                 out.append(r)
         return out
 
@@ -287,8 +328,12 @@ class IntelMatcher:
             return None
         per_member, count = self._beliefs(refs)
         ev, corroborated, by_local = self._combine(account_id, per_member, now)
+        rules: dict[str, int] = {}
+        for r in refs:
+            if r.kind == "rule":
+                rules[r.member] = rules.get(r.member, 0) + 1
         parts = [
-            f"{count[m]} indicator{'s' if count[m] != 1 else ''} from {m} "
+            f"{_matches(count[m] - rules.get(m, 0), rules.get(m, 0))} from {m} "
             f"(confidence {round(100 * per_member[m])})"
             for m in sorted(count, key=lambda m: -per_member[m])
         ]
@@ -335,3 +380,13 @@ class IntelMatcher:
                 )
             )
         return out
+
+
+def _matches(indicators: int, rules: int) -> str:
+    """``2 indicators``, ``1 behaviour rule``, ``1 indicator and 1 behaviour rule``."""
+    out = []
+    if indicators:
+        out.append(f"{indicators} indicator{'s' if indicators != 1 else ''}")
+    if rules:
+        out.append(f"{rules} behaviour rule{'s' if rules != 1 else ''}")
+    return " and ".join(out)

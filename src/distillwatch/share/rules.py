@@ -14,14 +14,22 @@ separated from every other local account — its 10th percentile above the other
 (``>=``), or its 90th below their 1st (``<=``) — with the campaign's percentile as the bound;
 the most separated ``MAX_CONDITIONS`` are kept and a rule needs ``MIN_CONDITIONS``. Values are
 aggregate behaviour of the attacking accounts, never identifiers or text.
+
+A receiver matches rules live (``RuleTable``): compiled once against the engine's signal
+layout, each rule filed under its first condition's signal, sorted by bound, so a decision
+point costs one bisection per (signal, operator) some rule reads plus a check of the rules
+whose first condition holds. A rule that reads a signal we do not run, or another version of
+one, is skipped when it is indexed (``BehaviourRule.unusable``).
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Generic, Protocol, TypeVar
 
 from distillwatch.share.errors import IntelError
 
@@ -76,6 +84,114 @@ class BehaviourRule:
             versions.get(c.signal) == c.version and c.holds(values.get(c.signal))
             for c in self.conditions
         )
+
+    def unusable(self, versions: Mapping[str, int]) -> str | None:
+        """Why a receiver running these signal versions can never match the rule (``None``:
+        it can).
+
+        >>> r = parse_rule({"group": "g", "min_exchanges": "5", "all": "a.x@1>=0.5,b.y@2<=3"})
+        >>> r.unusable({"a.x": 1, "b.y": 2}) is None
+        True
+        >>> r.unusable({"a.x": 1, "b.y": 1})
+        'reads b.y@2, newer than ours (v1)'
+        >>> r.unusable({"b.y": 2})
+        'reads a.x, a signal we do not run'
+        """
+        for c in self.conditions:
+            ours = versions.get(c.signal)
+            if ours is None:
+                return f"reads {c.signal}, a signal we do not run"
+            if c.version > ours:
+                return f"reads {c.signal}@{c.version}, newer than ours (v{ours})"
+            if c.version < ours:
+                return f"reads {c.signal}@{c.version}, older than ours (v{ours})"
+        return None
+
+
+@functools.cache
+def local_versions() -> Mapping[str, int]:
+    """The version of every signal this installation runs (the registry's), by signal id."""
+    from distillwatch.signals import create_signals
+
+    return {s.id: s.version for s in create_signals()}
+
+
+class Valued(Protocol):
+    """What a rule reads of one signal's result (``records.SignalValue`` is one)."""
+
+    @property
+    def value(self) -> float | None: ...
+
+
+R = TypeVar("R")
+_Entry = tuple[R, int, tuple[tuple[int, bool, float], ...]]
+"""What a rule matches to, its ``min_exchanges``, its other conditions (position, ``>=``?,
+bound)."""
+
+
+class RuleTable(Generic[R]):
+    """Rules compiled against one engine's signal layout (the signal id and version at each
+    position of its values), for matching at decision points.
+
+    Each rule is filed under its first condition, in a list sorted by bound: the rules whose
+    first condition a value satisfies are one bisection away (``>=``: bounds up to the value;
+    ``<=``: from it on), and only those are checked further. A rule reading a signal the
+    layout lacks, or another version, is left out (it can never match).
+
+    >>> r = parse_rule({"group": "g", "min_exchanges": "5", "all": "a.x@1>=0.5,b.y@2<=3"})
+    >>> t = RuleTable([("R", r)], (("b.y", 2), ("a.x", 1)))
+    >>> from types import SimpleNamespace as V
+    >>> t.match([V(value=1.0), V(value=0.7)], 9), t.match([V(value=4.0), V(value=0.7)], 9)
+    (['R'], [])
+    >>> t.match([V(value=1.0), V(value=0.4)], 9), t.match([V(value=1.0), V(value=0.7)], 4)
+    ([], [])
+    """
+
+    def __init__(
+        self, rules: Iterable[tuple[R, BehaviourRule]], layout: Sequence[tuple[str, int]]
+    ) -> None:
+        where = {sid: (i, version) for i, (sid, version) in enumerate(layout)}
+        filed: dict[tuple[int, bool], list[tuple[float, _Entry[R]]]] = {}
+        self.size = 0
+        for target, rule in rules:
+            conds = []
+            for c in rule.conditions:
+                at = where.get(c.signal)
+                if at is None or at[1] != c.version:
+                    break
+                conds.append((at[0], c.op == ">=", c.bound))
+            else:
+                (pos, ge, bound), rest = conds[0], tuple(conds[1:])
+                filed.setdefault((pos, ge), []).append((bound, (target, rule.min_exchanges, rest)))
+                self.size += 1
+        self._anchors: list[tuple[int, bool, list[float], list[_Entry[R]]]] = []
+        for (pos, ge), items in sorted(filed.items(), key=lambda kv: kv[0]):
+            items.sort(key=lambda item: item[0])
+            bounds = [b for b, _ in items]
+            self._anchors.append((pos, ge, bounds, [e for _, e in items]))
+
+    def match(self, values: Sequence[Valued], exchanges: int) -> list[R]:
+        """The rules an account with these values (in the layout's order) and this many
+        exchanges satisfies."""
+        out: list[R] = []
+        for pos, ge, bounds, entries in self._anchors:
+            v = values[pos].value
+            if v is None:
+                continue
+            if ge:
+                candidates = entries[: bisect.bisect_right(bounds, v)]
+            else:
+                candidates = entries[bisect.bisect_left(bounds, v) :]
+            for target, min_exchanges, rest in candidates:
+                if exchanges < min_exchanges:
+                    continue
+                for p, is_ge, b in rest:
+                    x = values[p].value
+                    if x is None or (x < b if is_ge else x > b):
+                        break
+                else:
+                    out.append(target)
+        return out
 
 
 def parse_rule(fields: Mapping[str, str]) -> BehaviourRule:
