@@ -16,11 +16,11 @@ recomputed every few dozen changes instead of on every call, so ``evaluate`` sta
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, PopulationTail, unavailable
+from distillwatch.signals.base import EvalContext, PopulationTail, clip, unavailable
 from distillwatch.signals.registry import register
 
 LONG_BUDGET = 8_192
@@ -182,5 +182,136 @@ class SettingsProfile:
                 value=pct / 100,
                 evidence=ev,
                 explanation=text,
+            )
+        return state.memo
+
+
+TOOL_SLOTS = 8
+"""Tool names an account's state counts (a space-saving top-k): O(1) per account."""
+
+
+def tool_names(request: dict[str, Any]) -> frozenset[str]:
+    """The distinct function names among a request's ``tools`` (chat completions or
+    Responses API shape); empty without tools.
+
+    >>> sorted(tool_names({"tools": [{"type": "function", "function": {"name": "a"}},
+    ...                              {"type": "function", "name": "b"}, "junk"]}))
+    ['a', 'b']
+    >>> tool_names({"messages": []})
+    frozenset()
+    """
+    tools = request.get("tools")
+    if type(tools) is not list or not tools:
+        return frozenset()
+    names = set()
+    for tool in tools:
+        if type(tool) is not dict:
+            continue
+        fn = tool.get("function")
+        name = fn.get("name") if type(fn) is dict else tool.get("name")
+        if type(name) is str and name:
+            names.add(name)
+    return frozenset(names)
+
+
+@dataclass(slots=True)
+class _ToolState:
+    n: int = 0
+    """Requests that carried tool definitions."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Space-saving top-``TOOL_SLOTS`` counts of tool names (an overestimate, never under)."""
+    memo_key: tuple[int, int] | None = None
+    memo: SignalValue | None = None
+
+
+@register
+class ToolRotation:
+    """How an account's tool definitions rotate: an application's agent keeps its own tools,
+    a capability sweep walks every tool domain in turn.
+
+    Over the requests that carry ``tools``, the share that include the account's most
+    frequent tool (``concentration``, counted with a space-saving top-8 of tool names, which
+    can only overestimate it). An agent built on one application sends its tool set (or
+    most of it) with nearly every request; mapping a model's tool-use skills means sending
+    ever-different domains. Evidence 0 at a concentration of 0.5 or more, rising linearly
+    to 1.0 at 0.2 or less. Needs 10 requests with tools; platforms that relay many
+    customers' agents through one account rotate too, so it is supporting evidence.
+
+    >>> from datetime import datetime, UTC
+    >>> from distillwatch.records import Exchange
+    >>> sig = ToolRotation(); st = sig.new_state()
+    >>> def ask(name: str) -> Exchange:
+    ...     return Exchange(id="1", ts=datetime(2026, 3, 1, tzinfo=UTC), account_id="a",
+    ...         ip="192.0.2.1", model="m",
+    ...         request={"tools": [{"type": "function", "function": {"name": name}}]})
+    >>> for i in range(20): sig.update(st, ask(f"tool_{i % 10}"), float(i))
+    >>> v = sig.evaluate(st, EvalContext(now=20.0, account=None, tier="free", exchanges=20))
+    >>> v.evidence, v.explanation
+    (1.0, 'tools rotate: the most frequent of ≥ 8 tool names is sent with 15 % of the 20 requests carrying tools; an application agent keeps its own tools (≥ 50 %)')
+    """  # noqa: E501
+
+    id: ClassVar[str] = "harvest.tool_rotation"
+    version: ClassVar[int] = 1
+    family: ClassVar[str] = "harvest"
+    needs_text: ClassVar[bool] = False
+    summary: ClassVar[str] = "how often the account's most frequent tool is among its tools"
+
+    def __init__(
+        self,
+        min_requests: int = 10,
+        settled: float = 0.5,
+        rotating: float = 0.2,
+        max_evidence: float = 1.0,
+    ) -> None:
+        self.min_requests = min_requests
+        self.settled = settled
+        self.rotating = rotating
+        self.max_evidence = max_evidence
+        self.no_tools = unavailable(self, "no requests with tool definitions")
+        self.too_few = unavailable(self, f"fewer than {min_requests} requests with tools so far")
+
+    def new_state(self) -> _ToolState:
+        return _ToolState()
+
+    def update(self, state: _ToolState, exchange: Exchange, t: float) -> None:
+        request = exchange.request
+        if not request or "tools" not in request:
+            return
+        names = tool_names(request)
+        if not names:
+            return
+        state.n += 1
+        counts = state.counts
+        for name in names:
+            if name in counts:
+                counts[name] += 1
+            elif len(counts) < TOOL_SLOTS:
+                counts[name] = 1
+            else:  # space-saving: the new name takes over the smallest slot and its count
+                low = min(counts, key=counts.__getitem__)
+                counts[name] = counts.pop(low) + 1
+
+    def evaluate(self, state: _ToolState, ctx: EvalContext) -> SignalValue:
+        n = state.n
+        if n < self.min_requests:
+            return self.too_few if n else self.no_tools
+        pct = (200 * max(state.counts.values()) + n) // (2 * n)
+        key = (pct, min(n, 1000))
+        if key != state.memo_key or state.memo is None:  # the value is a function of the key
+            c = pct / 100
+            span = self.settled - self.rotating
+            ev = round(self.max_evidence * clip((self.settled - c) / span, 0.0, 1.0), 2)
+            many = "≥ " if len(state.counts) >= TOOL_SLOTS else ""
+            text = (
+                f"tools rotate: the most frequent of {many}{len(state.counts)} tool names is "
+                f"sent with {pct} % of the {n:,} requests carrying tools; an application "
+                f"agent keeps its own tools (≥ {int(self.settled * 100)} %)"
+                if ev > 0
+                else f"the most frequent of {many}{len(state.counts)} tool names is sent with "
+                f"{pct} % of the {n:,} requests carrying tools"
+            )
+            state.memo_key = key
+            state.memo = SignalValue(
+                signal_id=self.id, version=self.version, value=c, evidence=ev, explanation=text
             )
         return state.memo
