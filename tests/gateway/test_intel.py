@@ -158,6 +158,24 @@ def refresh(gw: Running) -> bool:
     return call(gw, "refresh-intel")
 
 
+def scan_gateway_log(
+    gw: Running, world: World, tmp_path: Path, bundles: list[Path]
+) -> dict[str, dict[str, Any]]:
+    """``scan --intel`` over the gateway's own log (the exchanges as it logged them): the
+    verdicts by account."""
+    log = tmp_path / "gateway.jsonl"
+    log.write_text("".join(p.read_text() for p in sorted(gw.log_dir.glob("exchanges-*.jsonl"))))
+    out = tmp_path / "scan.jsonl"
+    intel = [arg for b in bundles for arg in ("--intel", str(b))]
+    r = CliRunner().invoke(
+        cli,
+        ["scan", str(log), "--accounts", str(world.accounts), "-o", str(out), "-q", *intel,
+         "--members", str(world.files.members), "--group-secret", str(world.files.secret)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    return {v["account_id"]: v for v in map(json.loads, out.read_text().splitlines())}
+
+
 def test_a_bundle_dropped_after_start_is_matched_without_a_restart(
     world: World, start_gateway: GatewayFactory
 ) -> None:
@@ -218,17 +236,7 @@ def test_live_and_scan_decide_the_same(
     assert 403 in statuses  # x-corr was blocked while the log was replayed
 
     # scan the gateway's own log (the same exchanges, as the gateway logged them)
-    log = tmp_path / "gateway.jsonl"
-    log.write_text("".join(p.read_text() for p in sorted(gw.log_dir.glob("exchanges-*.jsonl"))))
-    out = tmp_path / "scan.jsonl"
-    r = CliRunner().invoke(
-        cli,
-        ["scan", str(log), "--accounts", str(world.accounts), "-o", str(out), "-q",
-         "--intel", str(a), "--intel", str(c), "--members", str(world.files.members),
-         "--group-secret", str(world.files.secret)],
-    )  # fmt: skip
-    assert r.exit_code == 0, r.output
-    replayed = {v["account_id"]: v for v in map(json.loads, out.read_text().splitlines())}
+    replayed = scan_gateway_log(gw, world, tmp_path, [a, c])
 
     assert live["x-corr"]["action"] == "block" and live["x-corr"]["campaign_id"]
     assert live["y-solo"]["action"] == "monitor"  # the ceiling, live
@@ -274,17 +282,7 @@ def test_a_received_rule_matches_live_and_is_sighted_back(
     objs = json.loads(report.read_text())["bundle"]["objects"]
     assert [(o["sighting_of_ref"], o["count"]) for o in objs] == [(rule_id, 1)]
 
-    log = tmp_path / "gateway.jsonl"
-    log.write_text("".join(p.read_text() for p in sorted(gw.log_dir.glob("exchanges-*.jsonl"))))
-    out = tmp_path / "scan.jsonl"
-    r = CliRunner().invoke(
-        cli,
-        ["scan", str(log), "--accounts", str(world.accounts), "-o", str(out), "-q",
-         "--intel", str(a), "--members", str(world.files.members),
-         "--group-secret", str(world.files.secret)],
-    )  # fmt: skip
-    assert r.exit_code == 0, r.output
-    replayed = {v["account_id"]: v for v in map(json.loads, out.read_text().splitlines())}
+    replayed = scan_gateway_log(gw, world, tmp_path, [a])
     for account in (ATTACKER, "legit-1"):
         got, want = live[account], replayed[account]
         for key in ("action", "score", "campaign_id", "reasons"):
