@@ -404,11 +404,8 @@ def choose_prior(curves: Mapping[str, list[dict[str, float]]], max_fpr: float) -
     >>> choose_prior({"full": [row(0.01, 0), row(0.05, 0), row(0.1, 0.001)]}, 0.0005)
     0.01
     """
-    within = [
-        all(c[i]["fpr"] <= max_fpr for c in curves.values())
-        for i in range(len(next(iter(curves.values()))))
-    ]
     first = next(iter(curves.values()))
+    within = [all(c[i]["fpr"] <= max_fpr for c in curves.values()) for i in range(len(first))]
     ok = [first[i]["prior"] for i in range(len(within) - 1) if within[i] and within[i + 1]]
     return max(ok) if ok else PRIOR_GRID[0]
 
