@@ -73,3 +73,35 @@ def test_unavailable_without_tools_or_with_too_few() -> None:
     assert not few.available and "fewer than 10" in few.explanation
     assert tool_names({"tools": "nonsense"}) == frozenset()
     assert tool_names({"tools": [{"type": "function", "function": {"name": 3}}]}) == frozenset()
+
+
+def test_the_value_does_not_depend_on_the_hash_seed() -> None:
+    """Space-saving evictions follow the update order: names are counted sorted, not in the
+    order a set iterates (which follows the process's string-hash seed)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import random\n"
+        "from tests.signals.test_tool_rotation import tools\n"
+        "from tests.factories import exchange\n"
+        "from distillwatch.signals.harvest import ToolRotation\n"
+        "sig = ToolRotation(); st = sig.new_state(); rng = random.Random(5)\n"
+        "names = [f'tool_{i}' for i in range(20)]\n"
+        "for i in range(200):\n"
+        "    r = tools(rng.sample(names, rng.randint(1, 4)))\n"
+        "    sig.update(st, exchange(i, request=r), float(i))\n"
+        "print(sorted(st.counts.items()))\n"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outs) == 1, outs

@@ -282,7 +282,7 @@ class ToolRotation:
             return
         state.n += 1
         counts = state.counts
-        for name in names:
+        for name in sorted(names):  # a set's order follows the process's hash seed
             if name in counts:
                 counts[name] += 1
             elif len(counts) < TOOL_SLOTS:
