@@ -92,6 +92,11 @@ class LogOddsScorer:
         self.account_signals = account_signals
         """Signals computed from the accounts file (sign-up): none available → a
         ``-noaccounts`` model."""
+        self._one_model = (
+            self.metadata is self.full
+            and self.full_noaccounts is self.full
+            and self.metadata_noaccounts is self.full
+        )
         self.source = source
 
     @property
@@ -101,11 +106,15 @@ class LogOddsScorer:
     def model_for(self, values: Sequence[SignalValue]) -> LinearModel:
         """``full`` when any text signal could be computed, else ``metadata``; their
         ``-noaccounts`` twin when no sign-up signal could be."""
+        if self._one_model:
+            return self.full
         text = accounts = False
         for v in values:
             if v.available:
                 text = text or v.signal_id in self.text_signals
                 accounts = accounts or v.signal_id in self.account_signals
+                if text and accounts:
+                    break
         if accounts or not self.account_signals:
             return self.full if text else self.metadata
         return self.full_noaccounts if text else self.metadata_noaccounts
