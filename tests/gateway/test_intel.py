@@ -37,7 +37,14 @@ from tests.share.intel_world import (
     intel_files,
     receiver_log,
 )
-from tests.share.taxii_world import INTEL, PASSWORDS, SIGHTINGS, dead_url, taxii_server
+from tests.share.taxii_world import (
+    INTEL,
+    PASSWORDS,
+    SIGHTINGS,
+    SIGHTINGS_A,
+    dead_url,
+    taxii_server,
+)
 from tests.share.test_scan_intel import revoking
 
 ADMIN = "admin-token-0123456789"
@@ -354,6 +361,7 @@ def test_intel_pushed_to_taxii_after_start_is_pulled_matched_and_sighted_back(
             key=str(world.files.key_file("member-b")),
             sightings_dir=str(outbox),
             taxii={"url": taxii.api_root, "collection": INTEL,
+                   "sightings_collections": {"member-a": SIGHTINGS_A},
                    "sightings_collection": SIGHTINGS, "pull_s": 3600},
         )  # fmt: skip
         feed = world.feeds[0]
@@ -373,16 +381,23 @@ def test_intel_pushed_to_taxii_after_start_is_pulled_matched_and_sighted_back(
         assert after["action"] == "block" and after["evidence"]["signals"][SIGNAL_ID] == 2.0
         assert send(gw, x[21]) == 403
 
-        # the sightings of the matches go back: the outbox, and the TAXII collection
+        # the sightings of the matches go back, one envelope per publisher: the outbox, and
+        # member-a's own collection (member-c has none: the fallback)
         assert call(gw, "report-sightings") is True
-        (first,) = sorted(outbox.glob("sightings-*.json"))
+        reports = {p.name.split("Z-", 1)[1]: p for p in outbox.glob("sightings-*.json")}
+        assert set(reports) == {"member-a.json", "member-c.json"}
         cards = {r.indicator_id: r.member for r in feed.matcher.index.refs.values()
                  if r.kind == "card"}  # fmt: skip
-        (bundle,) = taxii.sightings_at("member-a", tmp_path / "at-a")
-        got = {o["sighting_of_ref"]: o["count"] for o in bundle["objects"]}
-        assert {cards[i] for i in got} == {"member-a", "member-c"} and set(got.values()) == {1}
-        assert json.loads(first.read_text())["bundle"] == bundle
-        for text in (first.read_text(), (outbox / ".sightings-state.json").read_text()):
+        (for_a,) = taxii.sightings_at("member-a", tmp_path / "at-a", SIGHTINGS_A)
+        (for_c,) = taxii.sightings_at("member-c", tmp_path / "at-c", SIGHTINGS)
+        got: dict[str, int] = {}
+        for bundle, publisher in ((for_a, "member-a"), (for_c, "member-c")):
+            counts = {o["sighting_of_ref"]: o["count"] for o in bundle["objects"]}
+            assert {cards[i] for i in counts} == {publisher} and set(counts.values()) == {1}
+            assert json.loads(reports[f"{publisher}.json"].read_text())["bundle"] == bundle
+            got |= counts
+        state = (outbox / ".sightings-state.json").read_text()
+        for text in (*(p.read_text() for p in reports.values()), state):
             for canary in CANARIES:
                 assert canary not in text, canary
         assert call(gw, "report-sightings") is False  # nothing new: nothing sent again
@@ -391,11 +406,13 @@ def test_intel_pushed_to_taxii_after_start_is_pulled_matched_and_sighted_back(
         assert [send(gw, e) for e in y[:3]] == [200] * 3
         drained(gw, ("y-solo",))
         assert call(gw, "report-sightings") is True
-        second = max(outbox.glob("sightings-*.json"))
+        (second,) = set(outbox.glob("sightings-*.json")) - set(reports.values())
+        assert second.name.endswith("-member-a.json")
         objs = json.loads(second.read_text())["bundle"]["objects"]
         assert [(cards[o["sighting_of_ref"]], o["count"]) for o in objs] == [("member-a", 1)]
         assert objs[0]["sighting_of_ref"] not in got
-        assert len(taxii.sightings_at("member-c", tmp_path / "at-c")) == 2
+        assert len(taxii.sightings_at("member-a", tmp_path / "at-a", SIGHTINGS_A)) == 2
+        assert len(taxii.sightings_at("member-c", tmp_path / "at-c", SIGHTINGS)) == 1
 
 
 def test_a_taxii_server_that_is_down_does_not_stop_serving(
@@ -452,6 +469,12 @@ TAXII = {"url": "https://taxii.example/intel", "collection": INTEL}
         ({"taxii": {**TAXII, "user": "b", "collection": "a/b"}},
          "`intel.taxii.collection`: not a collection id"),
         ({"taxii": {**TAXII, "user": "b", "pull_s": 0}}, "`intel.taxii.pull_s`"),
+        ({"taxii": {**TAXII, "user": "b", "sightings_collections": {"member-a": SIGHTINGS}}},
+         "`intel.taxii`: `sightings_collections` needs `intel.member` and `intel.key`"),
+        ({"taxii": {**TAXII, "user": "b", "sightings_collections": {"member-a": "a/b"}}},
+         "`intel.taxii.sightings_collections`: member-a: not a collection id"),
+        ({"taxii": {**TAXII, "user": "b", "sightings_collections": {"../a": SIGHTINGS}}},
+         "`intel.taxii.sightings_collections`: not a member name"),
     ],
 )  # fmt: skip
 def test_intel_config_errors_are_one_line(

@@ -24,6 +24,9 @@ from tests.share.intel_world import GROUP, IntelFiles
 
 INTEL = "0f1e2d3c-4b5a-4968-8776-655443322110"
 SIGHTINGS = "a1b2c3d4-e5f6-4789-8abc-def012345678"
+SIGHTINGS_A = "sightings-for-member-a"
+SIGHTINGS_C = "sightings-for-member-c"
+"""A collection per publisher: b writes, only that publisher reads."""
 PASSWORDS = {m: f"pw-{m}-0123456789" for m in ("member-a", "member-b", "member-c")}
 """member-b is us (the receiver running the gateway); a and c publish."""
 
@@ -65,10 +68,12 @@ class Taxii:
         )
         return path
 
-    def sightings_at(self, member: str, out: Path) -> list[dict[str, Any]]:
-        """What ``member`` pulls from the sightings collection, verified as a publisher
+    def sightings_at(
+        self, member: str, out: Path, collection: str = SIGHTINGS
+    ) -> list[dict[str, Any]]:
+        """What ``member`` pulls from a sightings collection, verified as a publisher
         verifies received envelopes (``files.receive``): the accepted bundles."""
-        got = pull(self.collection(SIGHTINGS), member, PASSWORDS[member], out)
+        got = pull(self.collection(collection), member, PASSWORDS[member], out)
         policy: TrustPolicy = load_members(self.publisher_members())
         received = receive(
             got.written, policy=policy, group_secret=b"\0" * 32, now=self.files.now, seen=set()
@@ -81,7 +86,7 @@ class Taxii:
 @contextmanager
 def taxii_server(files: IntelFiles, tmp: Path) -> Iterator[Taxii]:
     """The server: every member of ``files`` trusted; a and c write intel that b reads; b
-    writes sightings that a and c read."""
+    writes sightings that a and c read (one shared collection, and one per publisher)."""
     tmp.mkdir(parents=True, exist_ok=True)
     members = {m: {"public_key": public_b64(k.public_key())} for m, k in files.keys.items()}
     (tmp / "members.yaml").write_text(json.dumps({"group": GROUP, "members": members}))
@@ -95,6 +100,10 @@ def taxii_server(files: IntelFiles, tmp: Path) -> Iterator[Taxii]:
             {"id": INTEL, "title": "intel", "read": ["member-b"],
              "write": ["member-a", "member-c"]},
             {"id": SIGHTINGS, "title": "sightings", "read": ["member-a", "member-c"],
+             "write": ["member-b"]},
+            {"id": SIGHTINGS_A, "title": "sightings for a", "read": ["member-a"],
+             "write": ["member-b"]},
+            {"id": SIGHTINGS_C, "title": "sightings for c", "read": ["member-c"],
              "write": ["member-b"]},
         ],
     }  # fmt: skip

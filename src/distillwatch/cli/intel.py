@@ -14,6 +14,7 @@ from distillwatch.cli.errors import fail, handle_errors
 
 if TYPE_CHECKING:
     from distillwatch.share.export import ExportStats
+    from distillwatch.share.sightings_report import SightingsReport
 
 intel_app = typer.Typer(
     no_args_is_help=True,
@@ -218,7 +219,11 @@ def import_(
         "intel-matches.jsonl"
     ),
     sightings: Annotated[
-        Path | None, typer.Option(help="Write signed STIX sightings to send back here.")
+        Path | None,
+        typer.Option(
+            help="Write signed STIX sightings to send back here: a file, or an existing folder "
+            "(one envelope per publisher)."
+        ),
     ] = None,
     member: Annotated[str | None, typer.Option(help="Our member name (sightings).")] = None,
     key: Annotated[Path | None, typer.Option(help="Our signing key (sightings).")] = None,
@@ -333,3 +338,139 @@ def pull(
     if state is not None and result.last_added:
         write_json(state, {"last_added": result.last_added})
     _console().print(f"{len(result.written)} bundle(s) → {out}", markup=False)
+
+
+@intel_app.command("sightings")
+@handle_errors
+def sightings_report(
+    members: Annotated[
+        Path,
+        typer.Option(
+            help="members.yaml: the members whose sightings we accept.", show_default=False
+        ),
+    ],
+    member: Annotated[
+        str,
+        typer.Option(
+            help="Our member name: only sightings of our indicators count.", show_default=False
+        ),
+    ],
+    envelopes: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Sightings envelopes received: files, or folders of them (*.json).",
+            show_default=False,
+        ),
+    ] = None,
+    collection: Annotated[
+        str | None,
+        typer.Option(
+            help="Also pull the sightings added to this TAXII collection (URL) into --out and "
+            "report the whole folder.",
+            show_default=False,
+        ),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option(help="TAXII user (default: --member).", show_default=False)
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DISTILLWATCH_TAXII_PASSWORD", help="TAXII password.", show_default=False
+        ),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="With --collection: folder for the envelopes.")
+    ] = Path("sightings-in"),
+    state: Annotated[
+        Path | None,
+        typer.Option(help="With --collection: state file, pull only what is new since the last."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    now: NowOpt = None,
+) -> None:
+    """Report the sightings other members sent back of the indicators we published.
+
+    Each envelope is verified against the members file as received intel is (rejected ones
+    are listed with their reason: exit 1); per indicator: the members that sighted it, the
+    accounts they saw (each member's counts added up), first and last seen (docs/intel.md).
+    """
+    import json
+
+    from distillwatch.cli.errors import err_console
+    from distillwatch.share.files import parse_now, write_json
+    from distillwatch.share.pattern import group_name
+    from distillwatch.share.sightings_report import envelope_files, read_sightings
+    from distillwatch.share.trust import load_members
+
+    group_name(member)
+    if not envelopes and collection is None:
+        raise fail("give sightings files or folders, or --collection URL")
+    policy = load_members(members)
+    when = parse_now(now)
+    say = err_console if as_json else _console()
+    paths = list(envelopes or [])
+    if collection is not None:
+        from distillwatch.share.taxii_client import pull as do_pull
+        from distillwatch.share.taxii_client import read_state
+
+        if not password:
+            raise fail("--collection needs --password (or DISTILLWATCH_TAXII_PASSWORD)")
+        after = read_state(state) if state is not None else None
+        got = do_pull(collection, user or member, password, out, since=after)
+        if state is not None and got.last_added:
+            write_json(state, {"last_added": got.last_added})
+        say.print(f"{len(got.written)} envelope(s) pulled → {out}", markup=False)
+        paths.append(out)
+    report = read_sightings(envelope_files(paths), policy=policy, member=member, now=when)
+    for path, reason in report.rejected:
+        say.print(f"{path}: {reason}", markup=False)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=1))
+    else:
+        _print_sightings(report)
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+def _print_sightings(report: SightingsReport) -> None:
+    from rich.table import Table
+
+    console = _console()
+    if report.indicators:
+        table = Table(title=f"Sightings of {report.member}'s indicators", title_justify="left")
+        for name, justify in [
+            ("indicator", "left"),
+            ("members", "right"),
+            ("accounts", "right"),
+            ("by member", "left"),
+            ("first seen", "left"),
+            ("last seen", "left"),
+        ]:
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for row in report.rows():
+            data = row.to_json()
+            table.add_row(
+                row.indicator_id,
+                str(row.members),
+                f"{row.accounts:,}",
+                ", ".join(f"{m}: {n:,}" for m, n in data["by_member"].items()),
+                data["first_seen"] or "",
+                data["last_seen"] or "",
+            )
+        console.print(table)
+    left = [
+        f"{n} {what}"
+        for n, what in [
+            (report.duplicates, "duplicate(s) counted once"),
+            (report.others, "of other publishers' indicators ignored"),
+            (report.malformed, "malformed"),
+        ]
+        if n
+    ]
+    console.print(
+        f"{report.accepted} envelope(s) accepted, {len(report.rejected)} rejected; "
+        f"{report.counted} sighting(s) of {len(report.indicators)} of our indicator(s)"
+        + (f" ({'; '.join(left)})" if left else ""),
+        markup=False,
+    )

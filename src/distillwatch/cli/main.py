@@ -163,7 +163,10 @@ def scan(
     ] = None,
     sightings: Annotated[
         Path | None,
-        typer.Option(help="With --intel: write the signed STIX sightings of the matches here."),
+        typer.Option(
+            help="With --intel: write the signed STIX sightings of the matches here: a file, "
+            "or an existing folder (one envelope per publisher)."
+        ),
     ] = None,
     member: Annotated[
         str | None, typer.Option(help="With --sightings: our member name (signs them).")

@@ -17,15 +17,17 @@ if TYPE_CHECKING:
 
 def build_intel_feed(cfg: GatewayConfig, source: Path | None = None) -> BundleFolder:
     """The intel source the config's ``intel`` section describes (the gateway cannot import
-    ``share``): the bundle folder, its TAXII pull and the sightings outbox. Every problem is
-    one line (``ConfigError`` naming ``source`` and the key, or ``IntelError``)."""
+    ``share``): the bundle folder, its TAXII pull and the sightings outbox (each publisher's
+    sightings pushed to its collection, else the fallback). Every problem is one line
+    (``ConfigError`` naming ``source`` and the key, or ``IntelError``)."""
     from distillwatch.share.feed import BundleFolder, TaxiiPull
-    from distillwatch.share.sightings import SightingsOutbox
+    from distillwatch.share.sightings import Push, SightingsOutbox
     from distillwatch.share.taxii_client import push_envelope
 
     intel = cfg.intel
     assert intel is not None
     pull = push = None
+    pushes: dict[str, Push] = {}
     if intel.taxii is not None:
         taxii = intel.taxii
         try:
@@ -40,26 +42,43 @@ def build_intel_feed(cfg: GatewayConfig, source: Path | None = None) -> BundleFo
             intel.bundles_dir,
             timeout_s=taxii.timeout_s,
         )
+        to: dict[str, Push] = {}  # one push per collection: a failing one is skipped once
+
+        def push_to(cid: str) -> Push:
+            if cid not in to:
+                to[cid] = functools.partial(
+                    push_envelope,
+                    taxii.collection_url(cid),
+                    user,
+                    password,
+                    timeout_s=taxii.timeout_s,
+                )
+            return to[cid]
+
         if taxii.sightings_collection is not None:
-            push = functools.partial(
-                push_envelope,
-                taxii.collection_url(taxii.sightings_collection),
-                user,
-                password,
-                timeout_s=taxii.timeout_s,
-            )
+            push = push_to(taxii.sightings_collection)
+        pushes = {m: push_to(cid) for m, cid in sorted(taxii.sightings_collections.items())}
     outbox = None
     if intel.member is not None and intel.key is not None and intel.sightings_dir is not None:
         outbox = SightingsOutbox.open(
-            intel.sightings_dir, member=intel.member, key=intel.key, push=push
+            intel.sightings_dir, member=intel.member, key=intel.key, push=push, pushes=pushes
         )
-    return BundleFolder.open(
+    feed = BundleFolder.open(
         intel.bundles_dir,
         members=intel.members,
         group_secret=intel.group_secret,
         taxii=pull,
         outbox=outbox,
     )
+    unknown = sorted(set(pushes) - set(feed.policy.signers))
+    if unknown:
+        raise ConfigError(
+            f"{', '.join(unknown)}: not a member in {intel.members} (a publisher's sightings "
+            "go to its collection)",
+            source=source or "command line",
+            key="intel.taxii.sightings_collections",
+        )
+    return feed
 
 
 def run_serve(

@@ -79,6 +79,8 @@ class AdminSettings(BaseModel):
 TAXII_PASSWORD_ENV = "DISTILLWATCH_TAXII_PASSWORD"
 """Where the TAXII password is read from by default (as ``intel push``/``intel pull``)."""
 _COLLECTION_ID = re.compile(r"^[A-Za-z0-9._~-]+$")
+_MEMBER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+"""A member name, as ``share.pattern.group_name`` checks it (the gateway cannot import share)."""
 
 
 class IntelTaxiiSettings(BaseModel):
@@ -93,7 +95,14 @@ class IntelTaxiiSettings(BaseModel):
     url: str = Field(description="the TAXII API root, e.g. https://taxii.example/intel/")
     collection: str = Field(description="id of the collection received intel is pulled from")
     sightings_collection: str | None = Field(
-        None, description="id of the collection our signed sightings are pushed to"
+        None,
+        description="id of the collection our signed sightings are pushed to (the fallback: "
+        "every publisher without an entry in `sightings_collections`)",
+    )
+    sightings_collections: dict[str, str] = Field(
+        default_factory=dict,
+        description="publisher (member name) → id of the collection the sightings of its "
+        "indicators are pushed to",
     )
     user: str | None = Field(None, description="TAXII user (default: intel.member)")
     password_env: str | None = Field(
@@ -126,6 +135,18 @@ class IntelTaxiiSettings(BaseModel):
     def _collection_id(cls, value: str | None) -> str | None:
         if value is not None and not _COLLECTION_ID.match(value):
             raise ValueError(f"not a collection id (letters, digits, . _ ~ -): {value!r}")
+        return value
+
+    @field_validator("sightings_collections")
+    @classmethod
+    def _collection_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        for member, cid in value.items():
+            if not _MEMBER.match(member):
+                raise ValueError(f"not a member name (1-64 of A-Za-z0-9._-): {member!r}")
+            if not _COLLECTION_ID.match(cid):
+                raise ValueError(
+                    f"{member}: not a collection id (letters, digits, . _ ~ -): {cid!r}"
+                )
         return value
 
     @field_validator("password_file")
@@ -221,6 +242,8 @@ class IntelSettings(BaseModel):
             raise ValueError("set `user` (our TAXII account), or `intel.member`")
         if value.sightings_collection is not None and info.data.get("key") is None:
             raise ValueError("`sightings_collection` needs `intel.member` and `intel.key`")
+        if value.sightings_collections and info.data.get("key") is None:
+            raise ValueError("`sightings_collections` needs `intel.member` and `intel.key`")
         return value
 
     @property

@@ -239,16 +239,30 @@ def write_sightings(
     path: Path, matcher: IntelMatcher, *, member: str | None, key: Path | None, now: datetime
 ) -> int:
     """The STIX sightings of a matcher's matches as an envelope signed by ``member`` (for
-    the publishers); returns how many sightings."""
+    the publishers); returns how many sightings. ``path`` an existing folder: one envelope
+    per publisher there (``publishers.file_name``), as the gateway writes them; none when
+    nothing matched."""
     if member is None or key is None:
         raise IntelError("sightings need --member and --key to be signed")
     import stix2
 
+    from distillwatch.share.publishers import file_name, mark, split
+
     private = load_private(key)
     found = matcher.sightings(member, now)
-    bundle_obj = stix2.v21.Bundle(objects=found) if found else None
-    body = json.loads(bundle_obj.serialize()) if bundle_obj else _empty_bundle()
-    write_json(path, sign(body, member, private, signed_at=now, expires=now + timedelta(days=7)))
+    publisher_of = {iid: r.member for h in matcher.hits.values() for iid, r in h.refs.items()}
+    body = json.loads(stix2.v21.Bundle(objects=found).serialize()) if found else _empty_bundle()
+    mark(body["objects"], publisher_of)
+    expires = now + timedelta(days=7)
+    if not path.is_dir():
+        write_json(path, sign(body, member, private, signed_at=now, expires=expires))
+        return len(found)
+    for publisher, objects in sorted(
+        split(body["objects"], publisher_of).items(), key=lambda kv: kv[0] or ""
+    ):
+        one = {**_empty_bundle(), "objects": objects}
+        env = sign(one, member, private, signed_at=now, expires=expires)
+        write_json(path / file_name(now, publisher), env)
     return len(found)
 
 
