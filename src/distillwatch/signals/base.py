@@ -8,6 +8,7 @@ and the current time, never the future.
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -63,6 +64,17 @@ def unavailable(signal: Signal, why: str) -> SignalValue:
     )
 
 
+def computed(signal: Signal, value: float, evidence: float, explanation: str) -> SignalValue:
+    """A value the signal computed, with its evidence and explanation (cf. ``unavailable``)."""
+    return SignalValue(
+        signal_id=signal.id,
+        version=signal.version,
+        value=value,
+        evidence=evidence,
+        explanation=explanation,
+    )
+
+
 def sampled(
     seen: int,
     exchange_id: str,
@@ -93,6 +105,34 @@ def sampled(
 
 def clip(x: float, lo: float, hi: float) -> float:
     return lo if x < lo else hi if x > hi else x
+
+
+def ramp(x: float, lo: float, hi: float) -> float:
+    """0 at ``lo``, 1 at ``hi``, linear between and flat beyond (``hi < lo`` ramps down).
+
+    >>> ramp(0.2, 0.1, 0.6), ramp(0.05, 0.1, 0.6), ramp(0.25, 0.5, 0.0)
+    (0.2, 0.0, 0.5)
+    """
+    r = (x - lo) / (hi - lo)
+    return 0.0 if r < 0.0 else 1.0 if r > 1.0 else r  # ``clip``, inlined
+
+
+def percent(k: int, n: int) -> int:
+    """``k / n`` in whole per cent, halves rounded up (exact: integers only).
+
+    >>> percent(1, 8), percent(1, 200), percent(1, 3)
+    (13, 1, 33)
+    """
+    return (200 * k + n) // (2 * n)
+
+
+def shrunk(k: float, n: float, prior: float, weight: float) -> float:
+    """The share ``k / n`` shrunk toward ``prior`` by a Beta prior worth ``weight`` observations.
+
+    >>> shrunk(4, 4, 0.1, 4.0), shrunk(0, 0, 0.1, 4.0)
+    (0.55, 0.1)
+    """
+    return (k + weight * prior) / (n + weight)
 
 
 class PopulationShare:
@@ -228,3 +268,18 @@ class PopulationTail(PopulationShare):
     def tail(self, share: float) -> float:
         """Fraction of accounts (prior included) whose share is at least ``share``'s bin."""
         return self.view()[1][self.bin_of(share)]
+
+    def surprise(self, share: float, typical: float, cap: float) -> float:
+        """How rare ``share`` is above ``typical``: ``ln(0.5 / tail(share))`` clipped to
+        ``[0, cap]``, and 0 when ``share`` is not in a bin above ``typical``'s. Reads the
+        tails of the last ``view()`` (``typical`` usually comes from it).
+
+        >>> p = PopulationTail(prior=0.1, prior_tail=0.1, min_accounts=1, min_n=1)
+        >>> for share in (0.0, 0.0, 0.0, 1.0): p.move(None, share)
+        >>> round(p.surprise(0.9, p.typical(), 2.0), 3), p.surprise(0.0, 0.0, 2.0)
+        (1.386, 0.0)
+        """
+        b = self.bin_of(share)
+        if b <= self.bin_of(typical):
+            return 0.0
+        return min(max(math.log(0.5 / self._tail[b]), 0.0), cap)

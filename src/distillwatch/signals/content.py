@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, PopulationTail, clip, sampled, unavailable
+from distillwatch.signals.base import (
+    EvalContext,
+    PopulationTail,
+    clip,
+    computed,
+    sampled,
+    shrunk,
+    unavailable,
+)
 from distillwatch.signals.registry import register
 from distillwatch.signals.text import last_user_text
 
@@ -131,16 +139,14 @@ class ReasoningShare:
         if state.n == 0:
             return self.no_text
         typical = max(self.population.typical(), 0.005)
-        w = self.prior_weight
-        shrunk = (state.hits + w * typical) / (state.n + w)
-        evidence = clip(math.log(shrunk / typical), -1.0, self.max_evidence)
+        estimate = shrunk(state.hits, state.n, typical, self.prior_weight)
+        evidence = clip(math.log(estimate / typical), -1.0, self.max_evidence)
         share = state.hits / state.n
-        return SignalValue(
-            signal_id=self.id,
-            version=self.version,
-            value=round(share, 4),
-            evidence=evidence,
-            explanation=(
+        return computed(
+            self,
+            round(share, 4),
+            evidence,
+            (
                 f"{share:.0%} of {state.n} sampled prompts demand step-by-step reasoning; "
                 f"typical accounts: {typical:.0%}"
             ).replace("%", " %")

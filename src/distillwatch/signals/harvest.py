@@ -15,13 +15,20 @@ recomputed every few dozen changes instead of on every call, so ``evaluate`` sta
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, PopulationTail, clip, unavailable
+from distillwatch.signals.base import (
+    EvalContext,
+    PopulationTail,
+    computed,
+    percent,
+    ramp,
+    unavailable,
+)
 from distillwatch.signals.registry import register
+from distillwatch.signals.shares import ShareSignal, ShareState
 
 LONG_BUDGET = 8_192
 """A completion budget at or above this many tokens counts as asking for long outputs."""
@@ -75,17 +82,12 @@ def benign_marker(request: dict[str, Any]) -> bool:
 
 
 @dataclass(slots=True)
-class _HarvestState:
-    n: int = 0
-    hits: int = 0
+class _HarvestState(ShareState):
     benign: int = 0
-    bin: int = -1  # the population bin this account is counted in (−1: not yet)
-    memo_key: tuple[int, int, int, int] | None = None
-    memo: SignalValue | None = None
 
 
 @register
-class SettingsProfile:
+class SettingsProfile(ShareSignal[_HarvestState]):
     """Share of requests asking for long outputs, ``n > 1`` or logprobs, against the population.
 
     The share (to the per cent) is shrunk toward the population's median by a prior worth
@@ -112,6 +114,7 @@ class SettingsProfile:
     family: ClassVar[str] = "harvest"
     needs_text: ClassVar[bool] = False
     summary: ClassVar[str] = "share of requests asking for long outputs, n > 1 or logprobs"
+    state_type = _HarvestState
 
     def __init__(
         self,
@@ -122,18 +125,17 @@ class SettingsProfile:
         max_evidence: float = 2.0,
         max_benign: float = 0.5,
     ) -> None:
-        self.population = PopulationTail(prior=0.05, prior_tail=0.15)
-        self.min_requests = min_requests
-        self.prior_weight = prior_weight
-        self.max_weight = max_weight
+        super().__init__(
+            PopulationTail(prior=0.05, prior_tail=0.15),
+            min_requests=min_requests,
+            prior_weight=prior_weight,
+            max_weight=max_weight,
+            no_data="no request bodies in the log",
+            too_few=f"fewer than {min_requests} request bodies so far",
+        )
         self.full_share = full_share
         self.max_evidence = max_evidence
         self.max_benign = max_benign
-        self.no_bodies = unavailable(self, "no request bodies in the log")
-        self.too_few = unavailable(self, f"fewer than {min_requests} request bodies so far")
-
-    def new_state(self) -> _HarvestState:
-        return _HarvestState()
 
     def update(self, state: _HarvestState, exchange: Exchange, t: float) -> None:
         request = exchange.request
@@ -147,43 +149,25 @@ class SettingsProfile:
         if state.n >= self.population.min_n:
             state.bin = self.population.place(state.bin, state.hits / state.n)
 
-    def evaluate(self, state: _HarvestState, ctx: EvalContext) -> SignalValue:
-        n = state.n
-        if n < self.min_requests:
-            return self.too_few if n else self.no_bodies
+    def key(self, state: _HarvestState, pct: int, m: int, version: int) -> tuple[int, ...]:
+        n = state.n  # the benign share too, in tens of per cent
+        return pct, m, version, (20 * state.benign + n) // (2 * n) * 10
+
+    def judge(self, key: tuple[int, ...], typical: float, tails: list[float]) -> SignalValue:
+        pct, m, _, benign_pct = key
+        share = pct / 100
         pop = self.population
-        typical, tails = pop.view()
-        # an integer key first: heavy accounts' shares settle, so most calls end here
-        pct = (200 * state.hits + n) // (2 * n)
-        benign_pct = (20 * state.benign + n) // (2 * n) * 10
-        m = n if n < self.max_weight else self.max_weight
-        key = (pct, benign_pct, m, pop.version)
-        if key != state.memo_key or state.memo is None:  # the value is a function of the key
-            share = pct / 100
-            w = self.prior_weight
-            b = pop.bin_of((share * m + w * typical) / (m + w))
-            tail = tails[b]
-            ev = 0.0
-            if b > pop.bin_of(typical):  # above the median: how rare, and how substantial
-                ev = min(max(math.log(0.5 / tail), 0.0), self.max_evidence)
-                ev *= min(share / self.full_share, 1.0)
-            ev = round(ev - self.max_benign * benign_pct / 100 * (1.0 - share), 2)
-            tail_pct = int(tail * 100 + 0.5)
-            text = (
-                f"{pct} % of requests ask for ≥ {LONG_BUDGET:,} output tokens, n > 1 or "
-                f"logprobs; {tail_pct} % of accounts do so as often"
-            )
-            if benign_pct >= 20:
-                text += f"; about {benign_pct} % use temperature 0 or JSON output"
-            state.memo_key = key
-            state.memo = SignalValue(
-                signal_id=self.id,
-                version=self.version,
-                value=pct / 100,
-                evidence=ev,
-                explanation=text,
-            )
-        return state.memo
+        estimate = self.shrink(pct, m, typical)
+        # above the median: how rare, and how substantial
+        ev = pop.surprise(estimate, typical, self.max_evidence) * min(share / self.full_share, 1.0)
+        ev = round(ev - self.max_benign * benign_pct / 100 * (1.0 - share), 2)
+        text = (
+            f"{pct} % of requests ask for ≥ {LONG_BUDGET:,} output tokens, n > 1 or "
+            f"logprobs; {int(tails[pop.bin_of(estimate)] * 100 + 0.5)} % of accounts do so as often"
+        )
+        if benign_pct >= 20:
+            text += f"; about {benign_pct} % use temperature 0 or JSON output"
+        return computed(self, share, ev, text)
 
 
 TOOL_SLOTS = 8
@@ -295,12 +279,11 @@ class ToolRotation:
         n = state.n
         if n < self.min_requests:
             return self.too_few if n else self.no_tools
-        pct = (200 * max(state.counts.values()) + n) // (2 * n)
+        pct = percent(max(state.counts.values()), n)
         key = (pct, min(n, 1000))
         if key != state.memo_key or state.memo is None:  # the value is a function of the key
             c = pct / 100
-            span = self.settled - self.rotating
-            ev = round(self.max_evidence * clip((self.settled - c) / span, 0.0, 1.0), 2)
+            ev = round(self.max_evidence * ramp(c, self.settled, self.rotating), 2)
             many = "≥ " if len(state.counts) >= TOOL_SLOTS else ""
             text = (
                 f"tools rotate: the most frequent of {many}{len(state.counts)} tool names is "
@@ -311,7 +294,5 @@ class ToolRotation:
                 f"{pct} % of the {n:,} requests carrying tools"
             )
             state.memo_key = key
-            state.memo = SignalValue(
-                signal_id=self.id, version=self.version, value=c, evidence=ev, explanation=text
-            )
+            state.memo = computed(self, c, ev, text)
         return state.memo

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, PopulationTail, clip, unavailable
+from distillwatch.signals.base import (
+    EvalContext,
+    PopulationTail,
+    clip,
+    computed,
+    shrunk,
+    unavailable,
+)
 from distillwatch.signals.base import sampled as sample_prompt
 from distillwatch.signals.intent_model import FAMILIES, IntentModel, featurize, load_model
 from distillwatch.signals.registry import register
@@ -186,16 +193,14 @@ class ExtractionIntent:
         key = (state.sampled, typical)
         if state.memo is not None and state.memo_key == key:
             return state.memo
-        w = self.prior_weight
-        shrunk = (state.hits + w * typical) / (state.sampled + w)
+        estimate = shrunk(state.hits, state.sampled, typical, self.prior_weight)
         share = state.hits / state.sampled
         state.memo_key = key
-        state.memo = SignalValue(
-            signal_id=self.id,
-            version=self.version,
-            value=round(share, 4),
-            evidence=clip(math.log(shrunk / typical), -1.0, self.max_evidence),
-            explanation=(
+        state.memo = computed(
+            self,
+            round(share, 4),
+            clip(math.log(estimate / typical), -1.0, self.max_evidence),
+            (
                 f"{share:.0%} of {state.sampled} sampled prompts try to extract "
                 f"{self._what(state)} (typical accounts: {typical:.0%})"
             ).replace("%", " %"),

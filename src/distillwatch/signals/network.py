@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, PopulationTail, clip, unavailable
+from distillwatch.signals.base import (
+    EvalContext,
+    PopulationTail,
+    computed,
+    ramp,
+    shrunk,
+    unavailable,
+)
 from distillwatch.signals.registry import register
 
 _MASK = 0xFFFFFFFF
@@ -169,12 +176,10 @@ class AddressChurn:
         if n < self.min_requests:
             return self.too_few
         d = state.distinct
-        w = self.prior_weight
-        rate = (d + w * self.prior_rate) / (n + w)
+        rate = shrunk(d, n, self.prior_rate, self.prior_weight)
         evidence = 0.0
-        if rate > self.low:
-            ramp = min((rate - self.low) / (self.high - self.low), 1.0)
-            evidence = round(self.max_evidence * ramp, 2)
+        if rate > self.low:  # most accounts: no ``round`` to pay for
+            evidence = round(self.max_evidence * ramp(rate, self.low, self.high), 2)
         ratio = min(d / n, 1.0)
         pop = self.population
         typical = pop.view()[0]
@@ -183,15 +188,12 @@ class AddressChurn:
             pct, _, ev = key
             typical_pct = int(typical * 100 + 0.5)
             state.memo_key = key
-            state.memo = SignalValue(
-                signal_id=self.id,
-                version=self.version,
-                value=pct / 100,
-                evidence=ev,
-                explanation=(
-                    f"requests come from {pct / 100:.2f} distinct networks (/24, /48) per "
-                    f"request; typical accounts: {typical_pct / 100:.2f}"
-                ),
+            state.memo = computed(
+                self,
+                pct / 100,
+                ev,
+                f"requests come from {pct / 100:.2f} distinct networks (/24, /48) per "
+                f"request; typical accounts: {typical_pct / 100:.2f}",
             )
         return state.memo
 
@@ -269,19 +271,15 @@ class ClientChurn:
             key: tuple[int, int, float] = (d, 0, 0.0)
         else:
             x = (d - self.usual) / (state.n + 10)
-            ramp = clip((x - self.low) / (self.high - self.low), 0.0, 1.0)
-            key = (d, state.n, round(self.max_evidence * ramp, 2))
+            key = (d, state.n, round(self.max_evidence * ramp(x, self.low, self.high), 2))
         if key != state.memo_key or state.memo is None:  # the value is a function of the key
             state.memo_key = key
             many = f" over {state.n:,} requests" if d > self.usual else ""
-            state.memo = SignalValue(
-                signal_id=self.id,
-                version=self.version,
-                value=float(d),
-                evidence=key[2],
-                explanation=(
-                    f"{d:,} different user agent{'s' if d != 1 else ''}{many}; "
-                    f"people and programs use 1–{self.usual}"
-                ),
+            state.memo = computed(
+                self,
+                float(d),
+                key[2],
+                f"{d:,} different user agent{'s' if d != 1 else ''}{many}; "
+                f"people and programs use 1–{self.usual}",
             )
         return state.memo

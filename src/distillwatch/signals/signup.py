@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from distillwatch.records import Account, Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, Signal, clip, unavailable
+from distillwatch.signals.base import EvalContext, clip, computed, unavailable
 from distillwatch.signals.registry import register
 
 HOUR = 3_600.0
@@ -36,16 +36,6 @@ _NO_ACCOUNT = "no sign-up metadata (no accounts file, or the account is not in i
 def _created(account: Account) -> float:
     """Sign-up time in epoch seconds; an account without one has existed all along."""
     return account.created_at.timestamp() if account.created_at is not None else -math.inf
-
-
-def _value(signal: Signal, value: float, evidence: float, text: str) -> SignalValue:
-    return SignalValue(
-        signal_id=signal.id,
-        version=signal.version,
-        value=value,
-        evidence=evidence,
-        explanation=text,
-    )
 
 
 @dataclass(slots=True)
@@ -117,7 +107,7 @@ class AccountAge:
             days = hours / 24
             age = f"{hours} hour{'s' if hours != 1 else ''}" if hours < 48 else f"{days:.1f} days"
             state.key = hours
-            state.value = _value(
+            state.value = computed(
                 self,
                 round(days, 2),
                 round(self.evidence(days), 2),
@@ -168,9 +158,9 @@ class Verification:
         if account.verified is None:
             return self.no_status
         state.value = (
-            _value(self, 1.0, self.verified, "identity verified (KYC)")
+            computed(self, 1.0, self.verified, "identity verified (KYC)")
             if account.verified
-            else _value(self, 0.0, self.unverified, "identity not verified (KYC)")
+            else computed(self, 0.0, self.unverified, "identity not verified (KYC)")
         )
         return state.value
 
@@ -298,7 +288,7 @@ class SharedPayment:
         if others != state.key or state.value is None:
             evidence = min(self.max_evidence, self.scale * math.log1p(others))
             state.key = others
-            state.value = _value(
+            state.value = computed(
                 self,
                 float(others),
                 round(evidence, 2),
@@ -405,7 +395,7 @@ class SignupBurst:
         expected = before * 2 * self.window / span
         evidence = clip(self.scale * math.log((k + 1) / (expected + 1)), 0.0, self.max_evidence)
         state.key = now
-        state.value = _value(
+        state.value = computed(
             self,
             float(k),
             round(evidence, 2),

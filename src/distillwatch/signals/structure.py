@@ -10,13 +10,12 @@ text; a log without request bodies leaves the signal unavailable.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, PopulationTail, unavailable
+from distillwatch.signals.base import EvalContext, PopulationTail, computed  # noqa: F401 (examples)
 from distillwatch.signals.registry import register
+from distillwatch.signals.shares import ShareSignal, ShareState
 
 _EARLIER_TURN_ROLES = frozenset({"assistant", "tool", "function"})
 
@@ -49,17 +48,8 @@ def is_single_turn(request: dict[str, Any]) -> bool | None:
     return True if users == 1 else None
 
 
-@dataclass(slots=True)
-class _TurnState:
-    n: int = 0
-    single: int = 0
-    bin: int = -1  # the population bin this account is counted in (−1: not yet)
-    memo_key: tuple[int, int, int] | None = None
-    memo: SignalValue | None = None
-
-
 @register
-class SingleTurnShare:
+class SingleTurnShare(ShareSignal[ShareState]):
     """Share of single-turn requests (no earlier turns), against the population.
 
     With ``s`` the account's share (to the per cent, shrunk toward the population median
@@ -86,6 +76,7 @@ class SingleTurnShare:
     family: ClassVar[str] = "structure"
     needs_text: ClassVar[bool] = False
     summary: ClassVar[str] = "share of requests that are one-shot, with no earlier turns"
+    state_type = ShareState
 
     def __init__(
         self,
@@ -95,19 +86,18 @@ class SingleTurnShare:
         max_evidence: float = 0.6,
         max_benign: float = 1.0,
     ) -> None:
-        self.population = PopulationTail(prior=0.7, prior_tail=0.3)
-        self.min_requests = min_requests
-        self.prior_weight = prior_weight
-        self.max_weight = max_weight
+        super().__init__(
+            PopulationTail(prior=0.7, prior_tail=0.3),
+            min_requests=min_requests,
+            prior_weight=prior_weight,
+            max_weight=max_weight,
+            no_data="no request bodies in the log",
+            too_few=f"fewer than {min_requests} conversations so far",
+        )
         self.max_evidence = max_evidence
         self.max_benign = max_benign
-        self.no_bodies = unavailable(self, "no request bodies in the log")
-        self.too_few = unavailable(self, f"fewer than {min_requests} conversations so far")
 
-    def new_state(self) -> _TurnState:
-        return _TurnState()
-
-    def update(self, state: _TurnState, exchange: Exchange, t: float) -> None:
+    def update(self, state: ShareState, exchange: Exchange, t: float) -> None:
         if not exchange.request:
             return
         single = is_single_turn(exchange.request)
@@ -115,42 +105,22 @@ class SingleTurnShare:
             return
         state.n += 1
         if single:
-            state.single += 1
+            state.hits += 1
         if state.n >= self.population.min_n:
-            state.bin = self.population.place(state.bin, state.single / state.n)
+            state.bin = self.population.place(state.bin, state.hits / state.n)
 
-    def evaluate(self, state: _TurnState, ctx: EvalContext) -> SignalValue:
-        n = state.n
-        if n < self.min_requests:
-            return self.too_few if n else self.no_bodies
-        pop = self.population
-        typical, tails = pop.view()
-        # an integer key first: heavy accounts' shares settle, so most calls end here
-        pct = (200 * state.single + n) // (2 * n)
-        m = n if n < self.max_weight else self.max_weight
-        key = (pct, m, pop.version)
-        if key != state.memo_key or state.memo is None:  # the value is a function of the key
-            typical = min(max(typical, 0.01), 0.99)
-            w = self.prior_weight
-            shrunk = (pct / 100 * m + w * typical) / (m + w)
-            b = pop.bin_of(shrunk)
-            if b > pop.bin_of(typical):
-                ev = min(max(math.log(0.5 / tails[b]), 0.0), self.max_evidence)
-            elif shrunk >= typical:
-                ev = 0.0
-            else:
-                ev = -self.max_benign * (typical - shrunk) / typical
-            ev = round(ev, 2)
-            typical_pct = int(typical * 100 + 0.5)
-            state.memo_key = key
-            state.memo = SignalValue(
-                signal_id=self.id,
-                version=self.version,
-                value=pct / 100,
-                evidence=ev,
-                explanation=(
-                    f"{pct} % of requests are single-turn (no earlier turns); "
-                    f"typical accounts: {typical_pct} %"
-                ),
-            )
-        return state.memo
+    def judge(self, key: tuple[int, ...], typical: float, tails: list[float]) -> SignalValue:
+        pct, m, _ = key
+        typical = min(max(typical, 0.01), 0.99)
+        estimate = self.shrink(pct, m, typical)
+        if estimate < typical:  # follow-ups: what people do
+            ev = -self.max_benign * (typical - estimate) / typical
+        else:
+            ev = self.population.surprise(estimate, typical, self.max_evidence)
+        return computed(
+            self,
+            pct / 100,
+            round(ev, 2),
+            f"{pct} % of requests are single-turn (no earlier turns); "
+            f"typical accounts: {int(typical * 100 + 0.5)} %",
+        )

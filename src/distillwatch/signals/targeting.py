@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, PopulationTail, unavailable
+from distillwatch.signals.base import EvalContext, PopulationTail, computed  # noqa: F401 (examples)
 from distillwatch.signals.registry import register
+from distillwatch.signals.shares import ShareSignal, ShareState
 
 HOUR = 3_600.0
 
@@ -60,27 +61,18 @@ class ModelReleases:
 
 
 @dataclass(slots=True)
-class _AdoptState:
+class _AdoptState(ShareState):
     first_t: float | None = None
-    n: int = 0
-    new: int = 0
-    bin: int = -1  # the population bin this account is counted in (−1: not yet)
-    memo_key: tuple[int, int, int] | None = None
-    memo: SignalValue | None = None
 
 
-class _Adoption:
+class _Adoption(ShareSignal[_AdoptState]):
     """Shared by both signals: the share of an account's requests, in a window after a
     release, that went to the new model, against the population's median account."""
 
-    id: ClassVar[str]
-    version: ClassVar[int]
-    family: ClassVar[str]
-    needs_text: ClassVar[bool]
-    summary: ClassVar[str]
     window: float
     established_only: bool
     what: str
+    state_type = _AdoptState
 
     def __init__(
         self,
@@ -90,16 +82,15 @@ class _Adoption:
         max_weight: int = 64,
     ) -> None:
         self.releases = ModelReleases()
-        self.population = PopulationTail(prior=0.1)
+        super().__init__(
+            PopulationTail(prior=0.1),
+            min_requests=min_requests,
+            prior_weight=prior_weight,
+            max_weight=max_weight,
+            no_data="no new model has appeared in the log",
+            too_few=f"fewer than {min_requests} requests {self.what}",
+        )
         self.max_evidence = max_evidence
-        self.min_requests = min_requests
-        self.prior_weight = prior_weight
-        self.max_weight = max_weight
-        self.no_release = unavailable(self, "no new model has appeared in the log")
-        self.too_few = unavailable(self, f"fewer than {min_requests} requests {self.what}")
-
-    def new_state(self) -> _AdoptState:
-        return _AdoptState()
 
     def update(self, state: _AdoptState, exchange: Exchange, t: float) -> None:
         first = self.releases.observe(exchange, t)
@@ -112,33 +103,22 @@ class _Adoption:
             return
         state.n += 1
         if first is not None and t - first < self.window:
-            state.new += 1
+            state.hits += 1
         if state.n >= self.population.min_n:
-            state.bin = self.population.place(state.bin, state.new / state.n)
+            state.bin = self.population.place(state.bin, state.hits / state.n)
 
-    def evaluate(self, state: _AdoptState, ctx: EvalContext) -> SignalValue:
-        if state.n < self.min_requests:
-            return self.no_release if self.releases.latest is None else self.too_few
-        n = state.n
-        pop = self.population
-        typical = pop.view()[0]
-        pct = (200 * state.new + n) // (2 * n)
-        m = n if n < self.max_weight else self.max_weight
-        key = (pct, m, pop.version)
-        if key != state.memo_key or state.memo is None:  # the value is a function of the key
-            typical = max(typical, 0.02)
-            w = self.prior_weight
-            shrunk = (pct / 100 * m + w * typical) / (m + w)
-            evidence = min(max(math.log(shrunk / typical), 0.0), self.max_evidence)
-            state.memo_key = key
-            state.memo = SignalValue(
-                signal_id=self.id,
-                version=self.version,
-                value=pct / 100,
-                evidence=round(evidence, 2),
-                explanation=self.explain(pct, int(100 * typical + 0.5)),
-            )
-        return state.memo
+    def missing(self, state: _AdoptState) -> SignalValue:
+        return self.no_data if self.releases.latest is None else self.too_few
+
+    def judge(self, key: tuple[int, ...], typical: float, tails: list[float]) -> SignalValue:
+        pct, m, _ = key
+        typical = max(typical, 0.02)
+        evidence = min(
+            max(math.log(self.shrink(pct, m, typical) / typical), 0.0), self.max_evidence
+        )
+        return computed(
+            self, pct / 100, round(evidence, 2), self.explain(pct, int(100 * typical + 0.5))
+        )
 
     def explain(self, pct: int, typical_pct: int) -> str:
         raise NotImplementedError

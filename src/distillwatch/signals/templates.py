@@ -46,7 +46,15 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, PopulationTail, unavailable
+from distillwatch.signals.base import (
+    EvalContext,
+    PopulationTail,
+    computed,
+    percent,
+    ramp,
+    shrunk,
+    unavailable,
+)
 from distillwatch.signals.registry import register
 from distillwatch.signals.text import last_user_text
 
@@ -239,20 +247,15 @@ class Repetition:
         key = (pct, m, pop.version)
         if key != state.memo_key or state.memo is None:  # the value is a function of the key
             typical = pop.typical()
-            w = self.prior_weight
-            shrunk = (pct / 100 * m + w * typical) / (m + w)
-            over = (shrunk - self.floor) / (self.full - self.floor)
-            evidence = -self.max_negative * min(max(over, 0.0), 1.0)
+            estimate = shrunk(pct / 100 * m, m, typical, self.prior_weight)
+            evidence = -self.max_negative * ramp(estimate, self.floor, self.full)
             state.memo_key = key
-            state.memo = SignalValue(
-                signal_id=self.id,
-                version=self.version,
-                value=pct / 100,
-                evidence=round(evidence, 2) + 0.0,
-                explanation=(
-                    f"{pct} % of prompts repeat one already answered, verbatim; "
-                    f"typical accounts: {round(typical * 100)} %"
-                ),
+            state.memo = computed(
+                self,
+                pct / 100,
+                round(evidence, 2) + 0.0,
+                f"{pct} % of prompts repeat one already answered, verbatim; "
+                f"typical accounts: {round(typical * 100)} %",
             )
         state.memo_n, state.memo_v = looked, pop.version
         return state.memo
@@ -402,40 +405,31 @@ class ScaffoldRotation:
         if memo is not None and state.memo_n == n and state.memo_v == pop.version:
             return memo  # nothing changed since the last call
         # an integer key next: it changes only on sampled prompts, and rarely on big accounts
-        pct = (200 * state.templated + n) // (2 * n)
-        again = (200 * state.recycled + n) // (2 * n)
+        pct = percent(state.templated, n)
+        again = percent(state.recycled, n)
         m = n if n < self.max_weight else self.max_weight
         key = (pct, again, state.spread_key, m, pop.version)
         if key != state.memo_key or state.memo is None:  # the value is a function of the key
-            typical, tails = pop.view()
-            w = self.prior_weight
-            b = pop.bin_of((pct / 100 * m + w * typical) / (m + w))
+            typical = pop.view()[0]
+            estimate = shrunk(pct / 100 * m, m, typical, self.prior_weight)
             spread = state.spread_key / 4
             novelty = state.templated / (state.templated + state.recycled + 1)
-            ev = 0.0
-            if b > pop.bin_of(typical):
-                ev = min(max(math.log(0.5 / tails[b]), 0.0), self.max_evidence)
-                ev *= _ramp(spread, self.rotation_from, self.rotation_full)
-                ev *= _ramp(novelty, self.novelty_from, self.novelty_full)
+            ev = (
+                pop.surprise(estimate, typical, self.max_evidence)
+                * ramp(spread, self.rotation_from, self.rotation_full)
+                * ramp(novelty, self.novelty_from, self.novelty_full)
+            )
             scaffolds = "one reused scaffold" if spread < 1.5 else f"~{spread:.0f} reused scaffolds"
             state.memo_key = key
-            state.memo = SignalValue(
-                signal_id=self.id,
-                version=self.version,
-                value=pct / 100,
-                evidence=round(ev, 2) + 0.0,
-                explanation=(
-                    f"{pct} % of sampled prompts wrap a new payload in {scaffolds}, {again} % "
-                    f"re-ask an earlier one; typical accounts: {round(typical * 100)} %"
-                ),
+            state.memo = computed(
+                self,
+                pct / 100,
+                round(ev, 2) + 0.0,
+                f"{pct} % of sampled prompts wrap a new payload in {scaffolds}, {again} % "
+                f"re-ask an earlier one; typical accounts: {round(typical * 100)} %",
             )
         state.memo_n, state.memo_v = n, pop.version
         return state.memo
-
-
-def _ramp(x: float, lo: float, hi: float) -> float:
-    """0 at ``lo`` and below, 1 at ``hi`` and above, linear between."""
-    return min(max((x - lo) / (hi - lo), 0.0), 1.0)
 
 
 def _space_saving(top: dict[int, int], key: int) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, clip, unavailable
+from distillwatch.signals.base import EvalContext, clip, computed, percent, ramp, unavailable
 from distillwatch.signals.registry import register
 
 SESSION_GAP = 3_600.0
@@ -89,13 +89,7 @@ class InterArrivalRegularity:
                 f"(σ of log-gap {sigma:.2f}, typical gap {math.exp(state.mean):.1f} s); "
                 f"people vary by 3× or more"
             )
-        return SignalValue(
-            signal_id=self.id,
-            version=self.version,
-            value=round(sigma, 3),
-            evidence=evidence,
-            explanation=text,
-        )
+        return computed(self, round(sigma, 3), evidence, text)
 
 
 HOUR = 3_600.0
@@ -200,21 +194,17 @@ class DiurnalRest:
         if pct < 3 and state.n >= 50:
             evidence = -0.3
         else:
-            ramp = clip((pct / 100 - self.low) / (self.high - self.low), 0.0, 1.0)
-            evidence = round(self.max_evidence * ramp, 2)
+            evidence = round(self.max_evidence * ramp(pct / 100, self.low, self.high), 2)
         key = (pct, evidence)
         if key != state.memo_key or state.memo is None:  # the value is a function of the key
             rest = " (no daily rest)" if pct / 100 >= self.low else ""
             state.memo_key = key
-            state.memo = SignalValue(
-                signal_id=self.id,
-                version=self.version,
-                value=pct / 100,
-                evidence=evidence,
-                explanation=(
-                    f"the quietest {QUIET_HOURS} hours of the day hold {pct} % of requests"
-                    f"{rest}; people: under {round(self.low * 100)} %"
-                ),
+            state.memo = computed(
+                self,
+                pct / 100,
+                evidence,
+                f"the quietest {QUIET_HOURS} hours of the day hold {pct} % of requests"
+                f"{rest}; people: under {round(self.low * 100)} %",
             )
         return state.memo
 
@@ -283,19 +273,15 @@ class Concurrency:
     def evaluate(self, state: _FlightState, ctx: EvalContext) -> SignalValue:
         if state.n < self.min_requests:
             return self.too_few
-        pct = (200 * state.overlapped + state.n) // (2 * state.n)
-        ramp = clip((pct / 100 - self.low) / (self.high - self.low), 0.0, 1.0)
-        key = (pct, round(self.max_evidence * ramp, 2))
+        pct = percent(state.overlapped, state.n)
+        key = (pct, round(self.max_evidence * ramp(pct / 100, self.low, self.high), 2))
         if key != state.memo_key or state.memo is None:  # the value is a function of the key
             state.memo_key = key
-            state.memo = SignalValue(
-                signal_id=self.id,
-                version=self.version,
-                value=pct / 100,
-                evidence=key[1],
-                explanation=(
-                    f"{pct} % of requests were sent while an earlier one was still being "
-                    "answered; people send one at a time"
-                ),
+            state.memo = computed(
+                self,
+                pct / 100,
+                key[1],
+                f"{pct} % of requests were sent while an earlier one was still being "
+                "answered; people send one at a time",
             )
         return state.memo

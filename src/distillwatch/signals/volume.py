@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, clip
+from distillwatch.signals.base import EvalContext, clip, computed
 from distillwatch.signals.registry import register
 
 DAY = 86_400.0
@@ -79,10 +79,4 @@ class TierRate:
                 f"{level:,.0f} exchanges in the last day, {ratio:.1f}× the {tier} "
                 f"tier’s heavy use ({budget:,.0f})"
             )
-        return SignalValue(
-            signal_id=self.id,
-            version=self.version,
-            value=round(level, 1),
-            evidence=evidence,
-            explanation=text,
-        )
+        return computed(self, round(level, 1), evidence, text)
