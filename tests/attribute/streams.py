@@ -193,6 +193,57 @@ def popular_prompt(world: World, rng: random.Random, count: int = 50) -> None:
             exchange(world, acct.account_id, t, address=home, text=POPULAR, agent="app/2")
 
 
+def batch_pool(
+    world: World,
+    rng: random.Random,
+    *,
+    name: str = "pool",
+    size: int = 24,
+    batch: int = 8,
+    batches: int = 150,
+    hours: float = 6.0,
+    lockstep: bool = True,
+) -> None:
+    """One scheduler's workers: each account its own card, opened weeks apart, its own
+    sticky address, nothing else shared; a batch of ``batch`` requests leaves at once, one
+    per account (``lockstep``; without it the same requests are spread over the hours)."""
+    workers = []
+    for i in range(size):
+        acct = Account(
+            account_id=f"{name}-{i:03d}",
+            created_at=T0 - timedelta(days=rng.uniform(3, 60)),
+            email_domain=rng.choice(("gmail.com", "outlook.com", "proton.me")),
+            payment_fingerprint=f"pm_{name}_{i}",
+            verified=False,
+        )
+        world.add(name, acct)
+        workers.append((acct.account_id, ip(rng)))
+    for _ in range(batches):
+        at = T0 + timedelta(hours=rng.uniform(0, hours))
+        for account, home in rng.sample(workers, batch):
+            t = at + timedelta(seconds=rng.uniform(0, 0.5))
+            if not lockstep:
+                t = T0 + timedelta(hours=rng.uniform(0, hours))
+            text = rng.choice(TEMPLATES).format(q=question(rng))
+            exchange(world, account, t, address=home, text=text)
+
+
+def backend(world: World, rng: random.Random, *, per_s: float = 0.5, hours: float = 6.0) -> None:
+    """An app's server: one account, requests all day from one address, every few seconds."""
+    acct = Account(
+        account_id="backend-000",
+        created_at=T0 - timedelta(days=300),
+        email_domain="app-example.io",
+        payment_fingerprint="pm_backend",
+        verified=True,
+    )
+    world.add("backend", acct)
+    home, t = ip(rng), T0
+    while t < T0 + timedelta(hours=hours):
+        exchange(world, acct.account_id, t, address=home, text=rng.choice(CHAT), agent="app/2")
+        t += timedelta(seconds=rng.expovariate(per_s))
+
+
 TEST_CONFIG = LinkerConfig(refresh_min_edges=50, min_refresh_s=600.0)
 
 

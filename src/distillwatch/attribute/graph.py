@@ -21,7 +21,7 @@ organisation are expected to share everything.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from distillwatch.attribute.keys import FAMILIES, LIFETIME_FAMILIES, MIN_UNITS, MIN_VARIETY
 
@@ -151,9 +151,17 @@ class LinkGraph:
     (['agent:sdk', 'ip:3'], True)
     """
 
-    def __init__(self, per_account: int = 32, per_key: int = 65_536) -> None:
+    def __init__(
+        self,
+        per_account: int = 32,
+        per_key: int = 65_536,
+        bar: Callable[[str], int | None] | None = None,
+    ) -> None:
         self.per_account = per_account
         self.per_key = per_key
+        self.bar = bar
+        """Units a new key needs to count, where that is more than its family's
+        ``MIN_UNITS`` (``baseline.SignupBaseline.bar``)."""
         self.nodes: dict[str, KeyNode] = {}
         self.holders: dict[str, Holder] = {}
         self.edges = 0
@@ -188,6 +196,10 @@ class LinkGraph:
         node = self.nodes.get(key)
         if node is None:
             node = self.nodes[key] = KeyNode(fam)
+            if self.bar is not None:
+                need = self.bar(key)
+                if need is not None and need > node.min_units:
+                    node.min_units = need
         node.add(account, org)
         self.edges += 1
         self.added += 1

@@ -10,7 +10,11 @@ A key is a string ``family:value``. Families and how much one shared key says:
 * ``scaffold``: the edges of a prompt (its first and last ``EDGE`` characters, lower-cased,
   digits folded to ``0``, whitespace collapsed) hashed — one pipeline's templates;
 * ``switch``: an account's first request to a model it had not used, by model and 2-hour
-  window (two offsets) — accounts switched together after a release by one operator.
+  window (two offsets) — accounts switched together after a release by one operator;
+* ``sync``: a pair of accounts whose requests are mostly in bursts of many accounts
+  (``signals.lockstep.Bursts``) and that met in such bursts again — the workers of one
+  batch scheduler (SynchroTrap's repeated co-occurrence; the linker keys them, not
+  ``exchange_keys``).
 
 Keys are cheap (a few string operations per exchange) and carry no text: a scaffold key is
 a 32-bit hash of the folded edge, so ``campaigns.jsonl`` can publish it as a sketch.
@@ -18,6 +22,7 @@ a 32-bit hash of the folded edge, so ``campaigns.jsonl`` can publish it as a ske
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from typing import Final
 
@@ -29,6 +34,7 @@ FAMILIES: Final[dict[str, float]] = {
     "card": 1.0,
     "signup": 0.7,
     "switch": 0.7,
+    "sync": 0.7,
     "ip": 0.6,
     "net": 0.3,
     "scaffold": 0.3,
@@ -40,6 +46,7 @@ FAMILY_CAP: Final[dict[str, float]] = {
     "card": 1.0,
     "signup": 0.5,
     "switch": 0.25,
+    "sync": 0.5,
     "ip": 0.35,
     "net": 0.25,
     "scaffold": 0.3,
@@ -60,8 +67,10 @@ MIN_VARIETY: Final = 3
 wraps ever-new questions, while a popular prompt (many users, same text) always comes with
 the same other edge and links nobody."""
 
-STRONG: Final = frozenset({"card", "signup", "ip"})
-"""Families that tie accounts to one operator by themselves (payment, sign-up, address);
+STRONG: Final = frozenset({"card", "signup", "ip", "sync"})
+"""Families that tie accounts to one operator by themselves (payment, sign-up, address, one
+scheduler's batches: only pairs of accounts in lockstep that meet in bursts again hold
+``sync`` keys);
 the others (networks, clients, prompt scaffolds, model switches) only corroborate: a link
 needs some strong evidence, so behavioural coincidences alone never make a campaign."""
 
@@ -184,3 +193,15 @@ def switch_keys(model: str, t: float) -> list[str]:
     """
     w = SWITCH_WINDOW
     return [f"switch:{model}:{int(t // w)}", f"switch:{model}:{int((t + w / 2) // w)}+"]
+
+
+def sync_key(a: str, b: str) -> str:
+    """The key two accounts in lockstep share once they met in bursts again (a hash).
+
+    >>> sync_key("acct_1", "acct_2") == sync_key("acct_2", "acct_1")
+    True
+    >>> sync_key("acct_1", "acct_2")
+    'sync:e646ccb52ff4981d'
+    """
+    lo, hi = (a, b) if a < b else (b, a)
+    return f"sync:{hashlib.blake2b(f'{lo} {hi}'.encode(), digest_size=8).hexdigest()}"

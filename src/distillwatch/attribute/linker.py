@@ -34,6 +34,7 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+from distillwatch.attribute.baseline import SignupBaseline
 from distillwatch.attribute.campaigns import Campaign, campaign_id
 from distillwatch.attribute.cluster import LinkRule, attach_link, find_blocks
 from distillwatch.attribute.graph import LinkGraph
@@ -42,9 +43,11 @@ from distillwatch.attribute.keys import (
     exchange_keys,
     family,
     switch_keys,
+    sync_key,
 )
 from distillwatch.clock import to_datetime
 from distillwatch.records import Account, Action, Exchange, SignalValue
+from distillwatch.signals.lockstep import Bursts
 
 SIGNAL_ID = "campaign.link"
 SIGNAL_VERSION = 1
@@ -79,6 +82,16 @@ class LinkerConfig:
     switch_after: int = 3
     """A model first used after this many exchanges is a switch (not the account's start)."""
     max_models: int = 16
+    sync_share: float = 0.5
+    """An account is in lockstep once at least this share of its settled requests were in
+    bursts (``signals.lockstep.Bursts``)…"""
+    sync_min: int = 6
+    """…over at least this many of them. Two accounts in lockstep that meet in bursts
+    ``sync_meetings`` times (while each stays among the other's last ``sync_partners``
+    burst partners) share a ``sync`` key: one scheduler's workers meet again and again,
+    two operators' batches only when they happen to leave in the same second."""
+    sync_meetings: int = 3
+    sync_partners: int = 128
 
 
 class _Acct:
@@ -93,6 +106,9 @@ class _Acct:
         "models",
         "n",
         "org",
+        "partners",
+        "sync_hits",
+        "sync_n",
     )
 
     def __init__(self, org: str | None, t: float) -> None:
@@ -104,6 +120,11 @@ class _Acct:
         self.last_t = t
         self.models: set[str] = set()
         self.campaign: str | None = None
+        self.sync_n = 0
+        """Settled requests (``Bursts``), and of them those in bursts."""
+        self.sync_hits = 0
+        self.partners: dict[str, int] | None = None
+        """Accounts met in its recent bursts and how often, least recent first."""
         self.link = 0.0
         self.attach: dict[str, dict[str, float]] = {}
         """Campaign → family → weight gained since the last refresh (outside every campaign,
@@ -142,7 +163,10 @@ class CampaignLinker:
         cfg = self.config
         self.rule = LinkRule(cfg.min_link, cfg.min_families, cfg.min_strong, cfg.bridge)
         self.on_change = on_change
-        self.graph = LinkGraph(self.config.per_account, self.config.per_key)
+        self.graph = LinkGraph(
+            self.config.per_account, self.config.per_key, SignupBaseline(self.accounts).bar
+        )
+        self.bursts: Bursts[str] = Bursts(unit=self._unit)
         self.states: dict[str, _Acct] = {}
         self.campaigns: dict[str, _Campaign] = {}
         self.acted_accounts: set[str] = set()
@@ -182,7 +206,45 @@ class CampaignLinker:
             if n > cfg.switch_after:
                 for key in switch_keys(model, t):
                     self._hold(aid, st, key)
+        for b, _, hit, around in self.bursts.add(aid, t):
+            self._synced(b, hit, around)
         self._maybe_refresh(t)
+
+    def _unit(self, aid: str) -> str:
+        org = self.states[aid].org
+        return aid if org is None else f"org:{org}"
+
+    def _in_lockstep(self, st: _Acct) -> bool:
+        cfg = self.config
+        return st.sync_n >= cfg.sync_min and st.sync_hits >= cfg.sync_share * st.sync_n
+
+    def _synced(self, aid: str, hit: bool, around: tuple[str, ...]) -> None:
+        """A settled request. In a burst, an account in lockstep counts a meeting with each
+        other account in lockstep around it; at ``sync_meetings`` the two share a key."""
+        st = self.states[aid]
+        st.sync_n += 1
+        if not hit:
+            return
+        st.sync_hits += 1
+        if not self._in_lockstep(st):
+            return
+        recent = st.partners if st.partners is not None else {}
+        cap, enough = self.config.sync_partners, self.config.sync_meetings
+        for b in around:
+            if b == aid:
+                continue
+            sb = self.states[b]
+            if not self._in_lockstep(sb):
+                continue
+            met = recent.pop(b, 0) + 1
+            if met >= enough:  # (each side counts; the first to get there keys both)
+                key = sync_key(aid, b)
+                self._hold(aid, st, key)
+                self._hold(b, sb, key)
+            elif met == 1 and len(recent) >= cap:
+                del recent[next(iter(recent))]
+            recent[b] = met
+        st.partners = recent
 
     def acted(self, account_id: str, action: Action, t: float) -> None:
         st = self.states.get(account_id)

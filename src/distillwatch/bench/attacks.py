@@ -21,6 +21,7 @@ from distillwatch.bench.population import (
     Jitter,
     Rate,
     Share,
+    Size,
     Stream,
     each_account,
     label,
@@ -127,7 +128,8 @@ def cot_harvest(
     ip_strategy: IpStrategy = "rotating-residential",
     timing: Timing = "steady",
     jitter: Jitter = 0.0,
-    balance: Literal["round-robin", "random"] = "round-robin",
+    balance: Literal["round-robin", "random", "batch"] = "round-robin",
+    batch_size: Size = 24,
     pivot_share: Share = 0.5,
     pivot_within_h: Hours = 20.0,
 ) -> Cohort:
@@ -137,7 +139,9 @@ def cot_harvest(
     thousands of fraudulent accounts, each light (about 26 exchanges a day), paid with a few
     shared payment methods (``accounts_per_card``), opened in bursts (``signup_spread_h``),
     sending through rotating residential proxies (``ip_strategy``), load-balanced by one
-    scheduler (``balance``) around the clock (``timing``). Requests demand step-by-step
+    scheduler (``balance``) around the clock (``timing``); ``batch`` dispatches
+    ``batch_size`` requests at once, one per account (a worker pool: its accounts send
+    within the same second, batch after batch). Requests demand step-by-step
     reasoning, rubric grading or "safe" rewrites (``*_share``); ``camouflage`` of them are
     ordinary chat prompts, ``variation`` how widely requests are re-worded. ``pivot_share``
     of the traffic moves to a newly released model within ``pivot_within_h`` hours.
@@ -158,17 +162,25 @@ def cot_harvest(
         camouflage=camouflage,
         variation=variation,
     )
+    batch = min(batch_size, count) if balance == "batch" else 1
     pacer = Pacer(
         ctx.world,
         rng,
-        per_account_per_day * count,
+        per_account_per_day * count / batch,
         timing,
         jitter=jitter,
         utc_offset_h=pick(rng, COUNTRIES)[1],
     )
     cohort.streams.append(
         _hydra_stream(
-            ctx, rng, accounts, plan, pacer, ip_strategy, balance, (pivot_share, pivot_within_h)
+            ctx,
+            rng,
+            accounts,
+            plan,
+            pacer,
+            ip_strategy,
+            (balance, batch),
+            (pivot_share, pivot_within_h),
         )
     )
     return cohort
@@ -181,7 +193,7 @@ def _hydra_stream(
     plan: PromptPlan,
     pacer: Pacer,
     ip_strategy: IpStrategy,
-    balance: str,
+    dispatch: tuple[str, int],
     pivot: tuple[float, float],
 ) -> Stream:
     w = ctx.world
@@ -190,25 +202,36 @@ def _hydra_stream(
     shared_ua = pick(rng, USER_AGENTS["sdk"])
     uas = [shared_ua if rng.random() < 0.7 else pick(rng, USER_AGENTS["sdk"]) for _ in accounts]
     pivot_at = w.release_at + timedelta(hours=rng.uniform(0.5, max(0.5, pivot_within_h)))
+    balance, batch = dispatch
     turn = rng.randrange(len(accounts))
     t = pacer.next(rng, w.start)
     while t < w.end:
-        # one scheduler load-balances the accounts (in lockstep, or picking at random)
-        if balance == "round-robin":
-            turn = (turn + 1) % len(accounts)
+        # one scheduler load-balances the accounts (in lockstep, picking at random, or a
+        # batch at once: each request leaves within a second of the batch's start)
+        if balance == "batch":
+            turns = rng.sample(range(len(accounts)), batch)
+            times = sorted(t + timedelta(seconds=rng.uniform(0.0, 0.6)) for _ in turns)
         else:
-            turn = rng.randrange(len(accounts))
-        model = NEW_MODEL if t >= pivot_at and rng.random() < pivot_share else MODELS[0]
-        yield request(
-            w,
-            rng,
-            plan,
-            account_id=accounts[turn].account_id,
-            t=t,
-            ip=where[turn].at(rng, t),
-            ua=uas[turn],
-            model=model,
-        )
+            turn = (
+                (turn + 1) % len(accounts)
+                if balance == "round-robin"
+                else rng.randrange(len(accounts))
+            )
+            turns, times = [turn], [t]
+        for turn, at in zip(turns, times, strict=True):
+            if at >= w.end:
+                return
+            model = NEW_MODEL if at >= pivot_at and rng.random() < pivot_share else MODELS[0]
+            yield request(
+                w,
+                rng,
+                plan,
+                account_id=accounts[turn].account_id,
+                t=at,
+                ip=where[turn].at(rng, at),
+                ua=uas[turn],
+                model=model,
+            )
         t = pacer.next(rng, t)
 
 

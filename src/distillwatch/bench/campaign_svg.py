@@ -30,6 +30,7 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "signup": ("#0969da", "sign-up burst", "S"),
     "ip": ("#1b7c83", "IP address", "A"),
     "switch": ("#9a6700", "model switch", "M"),
+    "sync": ("#bf3989", "same-second burst", "B"),
     "net": ("#54aeff", "subnet", "N"),
     "scaffold": ("#1a7f37", "prompt scaffold", "T"),
     "agent": ("#6e7781", "user agent", "U"),

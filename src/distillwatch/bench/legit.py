@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from distillwatch.bench.population import (
@@ -305,11 +305,18 @@ def _eval_stream(
                 return
 
 
+CLOCK_ALIGNED = 0.7
+"""Share of scheduled jobs that fire on the wall clock's whole minutes (crontab's
+granularity), so many customers' jobs start in the same second; the rest run a loop with a
+sleep and drift wherever their service started."""
+
+
 def cron(ctx: Context, count: int) -> Cohort:
     """Automations: perfectly regular timing, one templated prompt with changing content.
 
     Basis: scheduled jobs (digests, classifiers, translators) on a server: one address, an
-    HTTP client, a fixed period, around the clock.
+    HTTP client, a fixed period, around the clock; most fire on whole minutes
+    (``CLOCK_ALIGNED``).
     """
     return each_account(
         ctx,
@@ -330,7 +337,12 @@ def _cron_stream(ctx: Context, rng: random.Random, acct: Account) -> Iterator[Ex
     params: dict[str, Any] = {"temperature": 0.0}
     if "JSON" in template:
         params["response_format"] = {"type": "json_object"}
-    t = w.start + timedelta(seconds=rng.uniform(0, every))
+    if rng.random() < CLOCK_ALIGNED:  # crontab: on whole minutes, at some minute offset
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        first = math.ceil((w.start - epoch).total_seconds() / every) * every
+        t = epoch + timedelta(seconds=first + 60.0 * rng.randrange(int(every // 60)))
+    else:  # a loop with a sleep, started whenever the service was
+        t = w.start + timedelta(seconds=rng.uniform(0, every))
     while t < w.end:
         at = t + timedelta(seconds=rng.uniform(0, 0.2))
         for _ in range(per_tick):

@@ -22,9 +22,11 @@ def register(cls: S) -> S:
 
 
 def create_signals(ids: Iterable[str] | None = None) -> list[Signal]:
-    """Fresh instances (each engine owns its own, population baselines included)."""
+    """Fresh instances (each engine owns its own, population baselines included); all of them
+    in the order of their ids, so that the order never depends on which module some other
+    import happened to load first (a Spark worker and its driver must agree to the byte)."""
     _load_builtin()
-    wanted = list(REGISTRY) if ids is None else list(ids)
+    wanted = sorted(REGISTRY) if ids is None else list(ids)
     unknown = [i for i in wanted if i not in REGISTRY]
     if unknown:
         raise SignalError(
@@ -39,6 +41,7 @@ def _load_builtin() -> None:
         content,
         harvest,
         intent,
+        lockstep,
         network,
         signup,
         structure,
