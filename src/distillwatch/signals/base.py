@@ -126,6 +126,41 @@ def percent(k: int, n: int) -> int:
     return (200 * k + n) // (2 * n)
 
 
+class Memo(Protocol):
+    """A state that keeps its last value and the key it is a function of."""
+
+    memo_key: Any
+    memo: SignalValue | None
+
+
+def ramped_share(
+    signal: Signal,
+    state: Memo,
+    k: int,
+    n: int,
+    span: tuple[float, float, float],
+    explanation: str,
+) -> SignalValue:
+    """``k / n`` to the per cent, evidence ramped from ``lo`` to ``hi`` up to ``top``
+    (``span``), rebuilt only when that per cent or evidence changes; ``explanation`` is a
+    template with ``{pct}``.
+
+    >>> from types import SimpleNamespace
+    >>> sig = SimpleNamespace(id="timing.x", version=1)
+    >>> st = SimpleNamespace(memo_key=None, memo=None)
+    >>> v = ramped_share(sig, st, 3, 8, (0.1, 0.6, 0.6), "{pct} % sent at once")
+    >>> v.value, v.evidence, v.explanation
+    (0.38, 0.34, '38 % sent at once')
+    """
+    lo, hi, top = span
+    pct = percent(k, n)
+    key = (pct, round(top * ramp(pct / 100, lo, hi), 2))
+    if key != state.memo_key or state.memo is None:  # the value is a function of the key
+        state.memo_key = key
+        state.memo = computed(signal, pct / 100, key[1], explanation.format(pct=pct))
+    return state.memo
+
+
 def shrunk(k: float, n: float, prior: float, weight: float) -> float:
     """The share ``k / n`` shrunk toward ``prior`` by a Beta prior worth ``weight`` observations.
 

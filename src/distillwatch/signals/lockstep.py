@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, computed, percent, ramp, unavailable
+from distillwatch.signals.base import EvalContext, ramped_share, unavailable
 from distillwatch.signals.registry import register
 
 RATE_TAU = 600.0
@@ -229,15 +229,12 @@ class Lockstep:
             state.unit = ("org", ctx.account.org_id)
         if state.settled < self.min_requests:
             return self.too_few
-        pct = percent(state.hits, state.settled)
-        key = (pct, round(self.max_evidence * ramp(pct / 100, self.low, self.high), 2))
-        if key != state.memo_key or state.memo is None:  # the value is a function of the key
-            state.memo_key = key
-            state.memo = computed(
-                self,
-                pct / 100,
-                key[1],
-                f"{pct} % of requests were sent in the same second as a burst of other "
-                "accounts; independent users coincide by chance only",
-            )
-        return state.memo
+        return ramped_share(
+            self,
+            state,
+            state.hits,
+            state.settled,
+            (self.low, self.high, self.max_evidence),
+            "{pct} % of requests were sent in the same second as a burst of other accounts; "
+            "independent users coincide by chance only",
+        )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from distillwatch.records import Exchange, SignalValue
-from distillwatch.signals.base import EvalContext, clip, computed, percent, ramp, unavailable
+from distillwatch.signals.base import EvalContext, clip, computed, ramp, ramped_share, unavailable
 from distillwatch.signals.registry import register
 
 SESSION_GAP = 3_600.0
@@ -273,15 +273,12 @@ class Concurrency:
     def evaluate(self, state: _FlightState, ctx: EvalContext) -> SignalValue:
         if state.n < self.min_requests:
             return self.too_few
-        pct = percent(state.overlapped, state.n)
-        key = (pct, round(self.max_evidence * ramp(pct / 100, self.low, self.high), 2))
-        if key != state.memo_key or state.memo is None:  # the value is a function of the key
-            state.memo_key = key
-            state.memo = computed(
-                self,
-                pct / 100,
-                key[1],
-                f"{pct} % of requests were sent while an earlier one was still being "
-                "answered; people send one at a time",
-            )
-        return state.memo
+        return ramped_share(
+            self,
+            state,
+            state.overlapped,
+            state.n,
+            (self.low, self.high, self.max_evidence),
+            "{pct} % of requests were sent while an earlier one was still being answered; "
+            "people send one at a time",
+        )
